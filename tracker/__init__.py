@@ -1,0 +1,1 @@
+"""tracker: per-node capacity accounting fed by Nova notifications."""

@@ -1,0 +1,1 @@
+"""Decide usage from an instance's events (pure: no I/O, no clock)."""

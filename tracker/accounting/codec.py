@@ -1,0 +1,70 @@
+"""JSON-safe dicts for the values the database keeps (state snapshots, event history)."""
+
+import dataclasses
+import datetime
+from typing import Any
+
+from tracker.accounting.state import InstanceState, Location, Move
+from tracker.events.model import Flavor, InstanceEvent
+
+
+def dump(value: Any) -> Any:
+    """Dataclasses to dicts, datetimes to ISO strings; inverse of the loaders below."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return value
+
+
+def load_flavor(data: dict[str, Any] | None) -> Flavor | None:
+    return None if data is None else Flavor(**data)
+
+
+def load_location(data: dict[str, Any] | None) -> Location | None:
+    return None if data is None else Location(**data)
+
+
+def load_move(data: dict[str, Any] | None) -> Move | None:
+    if data is None:
+        return None
+    dest = load_location(data["dest"])
+    assert dest is not None
+    return Move(
+        **{
+            **data,
+            "source": load_location(data["source"]),
+            "dest": dest,
+            "old_flavor": load_flavor(data["old_flavor"]),
+            "new_flavor": load_flavor(data["new_flavor"]),
+        }
+    )
+
+
+def _load_time(value: str | None) -> datetime.datetime | None:
+    return None if value is None else datetime.datetime.fromisoformat(value)
+
+
+def load_state(data: dict[str, Any]) -> InstanceState:
+    return InstanceState(
+        **{
+            **data,
+            "location": load_location(data["location"]),
+            "flavor": load_flavor(data["flavor"]),
+            "move": load_move(data["move"]),
+            "last_timestamp": _load_time(data["last_timestamp"]),
+        }
+    )
+
+
+def load_event(data: dict[str, Any]) -> InstanceEvent:
+    timestamp = _load_time(data["timestamp"])
+    assert timestamp is not None
+    return InstanceEvent(
+        **{
+            **data,
+            "timestamp": timestamp,
+            "flavor": load_flavor(data["flavor"]),
+            "new_flavor": load_flavor(data["new_flavor"]),
+        }
+    )

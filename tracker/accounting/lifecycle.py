@@ -1,0 +1,318 @@
+"""Nova's instance lifecycles as a fold over the instance's events.
+
+An instance's state is a pure function of its events in timestamp order, so a
+late event is put in its place and the state derived again, instead of
+applying deltas that depend on arrival order. The rules follow Nova's
+resource tracker as summarized in nova-events.md ("Instance event types and
+what they mean for accounting", "Move accounting, by host").
+"""
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from tracker.accounting.state import (
+    EVACUATE,
+    LIVE_MIGRATION,
+    RESIZE,
+    InstanceState,
+    Location,
+    Move,
+)
+from tracker.events.model import InstanceEvent
+
+Handler = Callable[[InstanceState, InstanceEvent], InstanceState]
+
+# vm_states.allow_resource_removal: these stop counting, unless spawning.
+_REMOVED_STATES = frozenset({"deleted", "shelved_offloaded"})
+# instance.live_migration_post.end is sent after the source already dropped the
+# instance but still names the source: it must move nothing.
+_STALE_ACTIONS = frozenset({"live_migration_post.start", "live_migration_post.end"})
+_SNAPSHOT_ACTIONS = frozenset({"exists", "update"})
+# Snapshots taken mid-move that still say "no task" are only trusted to end a
+# resize or live migration; an evacuation's payload names the failed host
+# until finish_evacuation runs after rebuild.end.
+_SETTLED_BY_SNAPSHOT = frozenset({RESIZE, LIVE_MIGRATION})
+
+
+def order_key(event: InstanceEvent) -> tuple[str, str]:
+    return (event.timestamp.isoformat(), event.message_id)
+
+
+def derive(base: InstanceState, events: Iterable[InstanceEvent]) -> InstanceState:
+    """Fold ``events``, sorted by their notification timestamp, onto ``base``."""
+    state = base
+    for event in sorted(events, key=order_key):
+        state = apply(state, event)
+    return state
+
+
+def apply(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    if state.deleted or event.action in _STALE_ACTIONS:
+        return state
+    state = _note(state, event)
+    return _HANDLERS.get(event.action, _observe)(state, event)
+
+
+def _note(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """Record what every event carries: states, owner, image kind, time."""
+    return dataclasses.replace(
+        state,
+        project_id=event.project_id or state.project_id,
+        vm_state=event.vm_state,
+        task_state=event.task_state,
+        boot_from_volume=event.boot_from_volume,
+        last_timestamp=event.timestamp,
+    )
+
+
+def _payload_location(event: InstanceEvent) -> Location | None:
+    return Location(event.host, event.node) if event.host else None
+
+
+def _publisher_location(event: InstanceEvent, state: InstanceState) -> Location:
+    host = event.publisher_host or (state.location.host if state.location else "unknown")
+    return Location(host)
+
+
+def _is_removed(event: InstanceEvent) -> bool:
+    if event.vm_state == "shelved_offloaded":
+        return event.task_state != "spawning"
+    return event.vm_state in _REMOVED_STATES
+
+
+def _observe(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """Take the payload as the truth when no move is under way.
+
+    Every instance payload carries host, node, state and flavor, so an
+    instance first seen mid-life (tracker started late, event lost) is
+    picked up by whatever event comes next, and drift is repaired.
+    """
+    if event.vm_state == "deleted":
+        return _delete(state, event)
+    if state.move is not None:
+        return state
+    flavor = event.flavor or state.flavor
+    if _is_removed(event):
+        return dataclasses.replace(state, location=None, flavor=flavor)
+    return dataclasses.replace(state, location=_payload_location(event), flavor=flavor)
+
+
+def _snapshot(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """``instance.exists`` / ``instance.update``: full snapshots that can end a move."""
+    move = state.move
+    if move is not None and _settles(move, event):
+        state = dataclasses.replace(state, move=None)
+    return _observe(state, event)
+
+
+def _settles(move: Move, event: InstanceEvent) -> bool:
+    return (
+        move.kind in _SETTLED_BY_SNAPSHOT
+        and event.task_state is None
+        and event.vm_state != "resized"
+        and event.host is not None
+    )
+
+
+def _claim(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """create.end / unshelve.end: the claim was made on the payload's node."""
+    return dataclasses.replace(
+        state,
+        location=_payload_location(event),
+        flavor=event.flavor or state.flavor,
+        move=None,
+    )
+
+
+def _release(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """create.error / shelve_offload.end: the claim is gone, nothing counts."""
+    return dataclasses.replace(state, location=None, move=None, flavor=event.flavor or state.flavor)
+
+
+def _delete(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    return dataclasses.replace(state, location=None, move=None, deleted=True)
+
+
+def _resize_move(state: InstanceState, event: InstanceEvent) -> Move:
+    return Move(
+        kind=RESIZE,
+        source=_payload_location(event) or state.location,
+        dest=_publisher_location(event, state),
+        old_flavor=event.flavor or state.flavor,
+        new_flavor=event.new_flavor or event.flavor or state.flavor,
+        dest_held=False,
+    )
+
+
+def _current_resize(state: InstanceState, event: InstanceEvent) -> Move | None:
+    move = state.move
+    if move is None or move.kind != RESIZE or move.switched:
+        return None
+    return move if move.dest.host == event.publisher_host else None
+
+
+def _resize_prep_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """Sent by the destination; the claim has not been made yet."""
+    move = _resize_move(state, event)
+    return dataclasses.replace(state, move=move, location=move.source, flavor=move.old_flavor)
+
+
+def _resize_error(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The destination's claim failed or was given up for a reschedule."""
+    move = _current_resize(state, event)
+    if move is None:
+        return state
+    failed = dataclasses.replace(move, dest_held=False, prep_failed=True)
+    return dataclasses.replace(state, move=failed)
+
+
+def _resize_prep_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """Sent in a ``finally``: the destination holds the new flavor unless resize.error came."""
+    move = _current_resize(state, event) or _resize_move(state, event)
+    if move.prep_failed:
+        return dataclasses.replace(state, move=None)
+    held = dataclasses.replace(move, dest_held=True)
+    return dataclasses.replace(state, move=held, location=move.source)
+
+
+def _resize_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The source switched instance.host/node to the destination, now named in full."""
+    move = state.move
+    if move is None or move.kind != RESIZE:
+        move = _resize_move(state, event)
+        move = dataclasses.replace(move, source=state.location)
+    dest = _payload_location(event) or move.dest
+    switched = dataclasses.replace(move, dest=dest, switched=True, dest_held=True)
+    return dataclasses.replace(state, move=switched, location=dest)
+
+
+def _resize_finish(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The destination applied the new flavor; both nodes still hold."""
+    move = state.move
+    if move is None or move.kind != RESIZE:
+        return _observe(state, event)
+    finished = dataclasses.replace(move, new_flavor=event.flavor or move.new_flavor)
+    return dataclasses.replace(state, move=finished, flavor=event.flavor or state.flavor)
+
+
+def _resize_confirm(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The source dropped the old flavor; the instance stays on the destination."""
+    move = state.move
+    if move is None or move.kind != RESIZE:
+        return _observe(state, event)
+    return dataclasses.replace(
+        state,
+        move=None,
+        location=_payload_location(event) or move.dest,
+        flavor=move.new_flavor or event.flavor,
+    )
+
+
+def _resize_revert_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The destination already dropped the new flavor; the source keeps the old one."""
+    move = state.move
+    if move is None or move.kind != RESIZE:
+        return state
+    return dataclasses.replace(state, move=None, location=move.source, flavor=move.old_flavor or state.flavor)
+
+
+def _resize_revert_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    return _observe(dataclasses.replace(state, move=None), event)
+
+
+def _hold_destination(kind: str) -> Handler:
+    """live_migration_pre.* / evacuating rebuild.start: the publisher claimed."""
+
+    def hold(state: InstanceState, event: InstanceEvent) -> InstanceState:
+        if state.move is not None and state.move.kind == kind:
+            return state
+        flavor = event.flavor or state.flavor
+        move = Move(
+            kind=kind,
+            source=_payload_location(event) or state.location,
+            dest=_publisher_location(event, state),
+            old_flavor=flavor,
+            new_flavor=flavor,
+        )
+        return dataclasses.replace(state, move=move, location=move.source, flavor=flavor)
+
+    return hold
+
+
+_live_pre = _hold_destination(LIVE_MIGRATION)
+_evacuate_claim = _hold_destination(EVACUATE)
+
+
+def _live_post_dest_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The instance now lives on the destination, named in the payload."""
+    return _observe(dataclasses.replace(state, move=None), event)
+
+
+def _live_rollback(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    if state.move is None or state.move.kind != LIVE_MIGRATION:
+        return state
+    return dataclasses.replace(state, move=None)
+
+
+def _live_rollback_dest(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """May come after rollback.end; only drops the hold of that destination."""
+    move = state.move
+    if move is None or move.kind != LIVE_MIGRATION or move.dest.host != event.publisher_host:
+        return state
+    return dataclasses.replace(state, move=None)
+
+
+def _is_evacuation(event: InstanceEvent) -> bool:
+    """A rebuild published by another host than the instance's is an evacuation."""
+    return bool(event.host and event.publisher_host and event.host != event.publisher_host)
+
+
+def _rebuild_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    if _is_evacuation(event):
+        return _evacuate_claim(state, event)
+    return _observe(state, event)
+
+
+def _rebuild_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """finish_evacuation runs after rebuild.end: the payload still names the failed host."""
+    move = state.move
+    if move is not None and move.kind == EVACUATE:
+        return dataclasses.replace(state, move=None, location=move.dest)
+    if _is_evacuation(event):
+        return dataclasses.replace(state, move=None, location=_publisher_location(event, state))
+    return _observe(state, event)
+
+
+def _rebuild_error(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    if state.move is None or state.move.kind != EVACUATE:
+        return state
+    return dataclasses.replace(state, move=None)
+
+
+_HANDLERS: dict[str, Handler] = {
+    "create.end": _claim,
+    "create.error": _release,
+    "delete.end": _delete,
+    "shelve_offload.end": _release,
+    "unshelve.end": _claim,
+    "resize_prep.start": _resize_prep_start,
+    "resize.error": _resize_error,
+    "resize_prep.end": _resize_prep_end,
+    "resize.end": _resize_end,
+    "resize_finish.start": _resize_finish,
+    "resize_finish.end": _resize_finish,
+    "resize_confirm.end": _resize_confirm,
+    "resize_revert.start": _resize_revert_start,
+    "resize_revert.end": _resize_revert_end,
+    "live_migration_pre.start": _live_pre,
+    "live_migration_pre.end": _live_pre,
+    "live_migration_post_dest.end": _live_post_dest_end,
+    "live_migration_rollback.end": _live_rollback,
+    "live_migration_rollback_dest.start": _live_rollback_dest,
+    "live_migration_rollback_dest.end": _live_rollback_dest,
+    "rebuild.start": _rebuild_start,
+    "rebuild.end": _rebuild_end,
+    "rebuild.error": _rebuild_error,
+    "exists": _snapshot,
+    "update": _snapshot,
+}

@@ -1,0 +1,60 @@
+"""The per-instance record the accounting derives: location, flavor, pending move."""
+
+import dataclasses
+import datetime
+
+from tracker.events.model import Flavor
+
+RESIZE = "resize"
+LIVE_MIGRATION = "live_migration"
+EVACUATE = "evacuate"
+
+
+@dataclasses.dataclass(frozen=True)
+class Location:
+    """A compute node; ``node`` is None while only its host is known.
+
+    Nova names a move's destination only by the publisher host until the
+    instance actually moves; the database layer resolves such a location to
+    that host's node.
+    """
+
+    host: str
+    node: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """A resize, live migration or evacuation between its claim and its end."""
+
+    kind: str
+    source: Location | None
+    dest: Location
+    old_flavor: Flavor | None
+    new_flavor: Flavor | None
+    dest_held: bool = True
+    # resize only: instance.host/node already switched to the destination
+    switched: bool = False
+    # resize only: resize.error came before resize_prep.end, so no claim stands
+    prep_failed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceState:
+    """What is known of one instance after folding its events in order.
+
+    ``location`` is where the instance row counts (Nova's instance.host/node),
+    None when it counts nowhere: not yet claimed, failed build,
+    shelved-offloaded. ``deleted`` is a tombstone: nothing after it counts.
+    """
+
+    uuid: str
+    project_id: str | None = None
+    location: Location | None = None
+    flavor: Flavor | None = None
+    boot_from_volume: bool = False
+    vm_state: str | None = None
+    task_state: str | None = None
+    move: Move | None = None
+    deleted: bool = False
+    last_timestamp: datetime.datetime | None = None

@@ -1,0 +1,1 @@
+"""RabbitMQ edges: consume Nova's notifications, dead-letter poison, publish capacity."""

@@ -1,0 +1,84 @@
+"""Connections and entities, declared exactly as oslo.messaging declares them.
+
+RabbitMQ refuses to redeclare an exchange with other arguments (406
+PRECONDITION_FAILED) and closes the channel, so Nova's exchange is declared
+as oslo.messaging's rabbit driver does: type topic, not auto-deleted, durable
+only when ``amqp_durable_queues`` is on.
+"""
+
+import urllib.parse
+
+import kombu
+from oslo_config import cfg
+
+_RABBIT_SCHEMES = ("rabbit", "amqp")
+
+
+def broker_urls(transport_url: str) -> list[str]:
+    """oslo.messaging's ``rabbit://u:p@h1:5672,u:p@h2:5672/vhost`` as kombu failover URLs.
+
+    Parsed here rather than with ``oslo_messaging.TransportURL``: importing
+    oslo.messaging pulls eventlet into every worker for one string split.
+    """
+    parsed = urllib.parse.urlsplit(transport_url)
+    if parsed.scheme not in _RABBIT_SCHEMES:
+        return [transport_url]  # e.g. memory:// in unit tests
+    vhost = urllib.parse.quote(urllib.parse.unquote(parsed.path[1:]) or "/", safe="")
+    hosts = [h for h in parsed.netloc.split(",") if h]
+    return [f"amqp://{_with_port(h)}/{vhost}" for h in hosts] or [f"amqp://127.0.0.1:5672/{vhost}"]
+
+
+def _with_port(netloc: str) -> str:
+    """Keep user:pass@ as given (already percent-encoded); default the port to 5672."""
+    credentials, _, address = netloc.rpartition("@")
+    if not address.rpartition(":")[2].isdigit() or address.endswith("]"):
+        address += ":5672"
+    return f"{credentials}@{address}" if credentials else address
+
+
+def connect(conf: cfg.ConfigOpts) -> kombu.Connection:
+    """A connection with publisher confirms: a publish returns once the broker has it."""
+    return kombu.Connection(
+        broker_urls(conf.transport_url),
+        heartbeat=conf.worker.heartbeat,
+        failover_strategy="round-robin",
+        transport_options={"confirm_publish": True},
+    )
+
+
+def nova_exchange(conf: cfg.ConfigOpts) -> kombu.Exchange:
+    group = conf.nova_notifications
+    return kombu.Exchange(group.exchange, type="topic", durable=group.amqp_durable_queues, auto_delete=False)
+
+
+def notification_topics(conf: cfg.ConfigOpts) -> list[str]:
+    group = conf.nova_notifications
+    topic = group.versioned_topic if group.notification_format == "versioned" else group.legacy_topic
+    return [f"{topic}.info", f"{topic}.error"]
+
+
+def notification_queue(conf: cfg.ConfigOpts) -> kombu.Queue:
+    """Our own durable queue, bound to Nova's routing keys; Nova's queues stay untouched."""
+    exchange = nova_exchange(conf)
+    bindings = [kombu.binding(exchange, routing_key=key) for key in notification_topics(conf)]
+    return kombu.Queue(conf.nova_notifications.queue, bindings=bindings, durable=True, auto_delete=False)
+
+
+def dead_letter_queue(conf: cfg.ConfigOpts) -> kombu.Queue:
+    return kombu.Queue(
+        conf.nova_notifications.dead_letter_queue,
+        exchange=kombu.Exchange(""),
+        routing_key=conf.nova_notifications.dead_letter_queue,
+        durable=True,
+        auto_delete=False,
+    )
+
+
+def capacity_exchange(conf: cfg.ConfigOpts) -> kombu.Exchange:
+    group = conf.capacity_notifications
+    return kombu.Exchange(group.exchange, type="topic", durable=group.amqp_durable_queues, auto_delete=False)
+
+
+def is_precondition_failed(error: BaseException) -> bool:
+    """RabbitMQ's 406: an entity exists with other arguments than ours."""
+    return getattr(error, "reply_code", None) == 406 or getattr(error, "code", None) == 406

@@ -1,0 +1,214 @@
+"""The worker: consume Nova's notifications, apply them in lanes, ack after commit.
+
+Shape borrowed from kombu's ``ConsumerMixin`` (connect, consume, drain events,
+reconnect) with two rules of our own, as dramatiq's worker has them:
+acknowledgement is decided in one place (:meth:`Worker._settle`), on the
+consumer thread that owns the channel, and only once the lane reports the
+transaction committed.
+"""
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+import kombu
+import kombu.exceptions
+import tenacity
+from oslo_config import cfg
+
+from tracker.bus import amqp, decide
+from tracker.bus.deadletter import dead_letter
+from tracker.bus.lanes import Lanes
+from tracker.bus.relay import Relay
+from tracker.db.api import Store
+from tracker.db.apply import Outcome
+from tracker.errors import TrackerError
+from tracker.metrics import Metrics
+from tracker.retry import is_transient_db_error, log_retry, reconnect_wait
+
+LOG = logging.getLogger(__name__)
+
+_DRAIN_TIMEOUT = 0.2
+_METRICS_INTERVAL = 60.0
+_CONNECTION_ERRORS = (OSError, kombu.exceptions.OperationalError, kombu.exceptions.ConnectionError)
+
+
+class ConfigurationError(TrackerError):
+    """The broker refused our declarations: retrying cannot help, an operator must."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Work:
+    epoch: int
+    message: Any
+    decision: decide.Decision
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+    work: Work
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+class Worker:
+    def __init__(self, conf: cfg.ConfigOpts, store: Store, stopping: threading.Event) -> None:
+        self._conf = conf
+        self._store = store
+        self._stopping = stopping
+        self.metrics = Metrics()
+        self.relay = Relay(conf, store, stopping)
+        self._results: queue.Queue[Done] = queue.Queue()
+        self._lanes: Lanes[Work, Done] = Lanes(conf.worker.lanes, self._process, self._results)
+        self._epoch = 0
+        self._channel: Any = None
+        self._last_metrics = time.monotonic()
+
+    def run(self) -> None:
+        """Consume until ``stopping`` is set; reconnects with backoff on broker faults."""
+        relay_thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
+        self._lanes.start()
+        relay_thread.start()
+        try:
+            while not self._stopping.is_set():
+                self._session()
+        finally:
+            self._stopping.set()
+            self.relay.wake.set()
+            relay_thread.join(self._conf.worker.shutdown_timeout)
+            LOG.info("worker stopped; counters: %s", self.metrics.snapshot())
+
+    # -- one connection's lifetime -------------------------------------------------
+
+    def _session(self) -> None:
+        connection = amqp.connect(self._conf)
+        try:
+            self._connect(connection)
+            self._consume(connection)
+        except _CONNECTION_ERRORS as error:
+            LOG.warning("RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, error)
+        finally:
+            self._channel = None
+            connection.release()
+
+    def _connect(self, connection: kombu.Connection) -> None:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_CONNECTION_ERRORS),
+            wait=reconnect_wait(self._conf),
+            stop=tenacity.stop_when_event_set(self._stopping),
+            before_sleep=log_retry("RabbitMQ connect"),
+            reraise=True,
+        )
+        retrying(connection.ensure_connection, max_retries=1)
+        LOG.info("connected to %s", connection.as_uri())
+
+    def _consume(self, connection: kombu.Connection) -> None:
+        self._epoch += 1
+        self._channel = connection.channel()
+        notifications = self._declare(self._channel)
+        consumer = kombu.Consumer(self._channel, queues=[notifications], on_message=self._on_message)
+        consumer.qos(prefetch_count=self._conf.nova_notifications.prefetch_count)
+        with consumer:
+            LOG.info("consuming %s bound to %s", notifications.name, amqp.notification_topics(self._conf))
+            while not self._stopping.is_set():
+                self._settle()
+                self._drain(connection)
+        self._finish_in_flight()
+
+    def _declare(self, channel: Any) -> kombu.Queue:
+        notifications = amqp.notification_queue(self._conf)(channel)
+        try:
+            notifications.declare()
+            amqp.dead_letter_queue(self._conf)(channel).declare()
+        except Exception as error:
+            if amqp.is_precondition_failed(error):
+                raise ConfigurationError(
+                    f"RabbitMQ refused our declarations ({error}). Exchange "
+                    f"{self._conf.nova_notifications.exchange!r} or queue "
+                    f"{notifications.name!r} exists with other arguments: set "
+                    "[nova_notifications] amqp_durable_queues to Nova's "
+                    "[oslo_messaging_rabbit] amqp_durable_queues."
+                ) from error
+            raise
+        return notifications
+
+    def _drain(self, connection: kombu.Connection) -> None:
+        try:
+            connection.drain_events(timeout=_DRAIN_TIMEOUT)
+        except TimeoutError:
+            connection.heartbeat_check()
+        if time.monotonic() - self._last_metrics > _METRICS_INTERVAL:
+            self._last_metrics = time.monotonic()
+            LOG.info("counters: %s", self.metrics.snapshot())
+
+    def _finish_in_flight(self) -> None:
+        """After cancelling: let lanes finish what they hold, acking as they go."""
+        deadline = time.monotonic() + self._conf.worker.shutdown_timeout
+        while self._lanes.pending() and time.monotonic() < deadline:
+            self._settle()
+            time.sleep(0.05)
+        self._lanes.stop(max(0.0, deadline - time.monotonic()))
+        self._settle()
+        if self._lanes.pending():
+            LOG.warning(
+                "%d messages unfinished at shutdown; RabbitMQ will redeliver them", self._lanes.pending()
+            )
+
+    # -- per message ---------------------------------------------------------------
+
+    def _on_message(self, message: Any) -> None:
+        self.metrics.incr("received")
+        decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
+        if decision.kind == decide.APPLY:
+            self._lanes.submit(decision.lane_key, Work(self._epoch, message, decision))
+        elif decision.kind == decide.IGNORE:
+            self.metrics.incr("ignored")
+            LOG.debug("ignored %s: %s", decision.event_type, decision.reason)
+            message.ack()
+        else:
+            self._set_aside(message, decision.reason)
+
+    def _process(self, work: Work) -> Done:
+        """Runs in a lane thread: the database transaction, nothing else."""
+        assert work.decision.event is not None
+        try:
+            outcome = self._store.apply(work.decision.event)
+        except Exception as error:  # noqa: BLE001 - reported to the consumer thread
+            return Done(work, error=error)
+        if outcome.changed_nodes:
+            self.relay.wake.set()
+        return Done(work, outcome=outcome)
+
+    def _settle(self) -> None:
+        """The one place that acknowledges: only after the lane's commit."""
+        while True:
+            try:
+                done = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._settle_one(done)
+
+    def _settle_one(self, done: Done) -> None:
+        if done.work.epoch != self._epoch or self._channel is None:
+            # Delivered on a connection that is gone: RabbitMQ redelivers it,
+            # and applying it again changes nothing.
+            self.metrics.incr("redelivery_expected")
+            return
+        if done.error is None:
+            assert done.outcome is not None
+            self.metrics.incr(done.outcome.status)
+            done.work.message.ack()
+        elif is_transient_db_error(done.error):
+            self.metrics.incr("left_for_redelivery")  # stopping while the database was down
+        else:
+            LOG.error("applying %s failed", done.work.decision.event_type, exc_info=done.error)
+            self._set_aside(done.work.message, f"{type(done.error).__name__}: {done.error}")
+
+    def _set_aside(self, message: Any, reason: str) -> None:
+        routing_key = message.delivery_info.get("routing_key")
+        dead_letter(self._channel, self._conf, message.body, reason, routing_key)
+        self.metrics.incr("dead_lettered")
+        message.ack()

@@ -1,0 +1,43 @@
+"""Decide what a raw message is: an event to apply, one to ignore, or poison.
+
+Pure: the worker and ``tracker-manage replay`` both go through here.
+"""
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from tracker.errors import PoisonMessage
+from tracker.events import envelope, parse
+from tracker.events.model import InstanceEvent
+
+APPLY = "apply"
+IGNORE = "ignore"
+POISON = "poison"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    kind: str
+    event: InstanceEvent | None = None
+    reason: str = ""
+    event_type: str | None = None
+
+    @property
+    def lane_key(self) -> str:
+        """The host whose events must not run concurrently: payload host, else publisher."""
+        event = self.event
+        if event is None:
+            return ""
+        return event.host or event.publisher_host or event.instance_uuid
+
+
+def decide(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Decision:
+    try:
+        notification = envelope.decode(body, max_bytes)
+        event = parse.parse(notification)
+    except PoisonMessage as error:
+        return Decision(POISON, reason=f"{type(error).__name__}: {error}")
+    if event is None:
+        return Decision(IGNORE, reason="not an instance event", event_type=notification.event_type)
+    return Decision(APPLY, event=event, event_type=notification.event_type)

@@ -1,0 +1,80 @@
+"""The outbox relay: publishes capacity notifications after the usage change committed."""
+
+import logging
+import threading
+
+import kombu
+import tenacity
+from oslo_config import cfg
+
+from tracker.bus import amqp
+from tracker.bus.publisher import CapacityPublisher
+from tracker.db.api import Store
+from tracker.retry import log_retry, reconnect_wait
+
+LOG = logging.getLogger(__name__)
+
+
+class Relay:
+    """Drains the outbox on every wake-up (a commit) and every ``relay_interval``."""
+
+    def __init__(self, conf: cfg.ConfigOpts, store: Store, stopping: threading.Event) -> None:
+        self._conf = conf
+        self._store = store
+        self._stopping = stopping
+        self.wake = threading.Event()
+        self._connection: kombu.Connection | None = None
+        self._publisher: CapacityPublisher | None = None
+        self.published = 0
+
+    def drain(self) -> int:
+        """Publish everything pending now; returns how many outbox rows were settled."""
+        batch = self._conf.capacity_notifications.relay_batch_size
+        settled = 0
+        try:
+            publisher = self._ensure_publisher()
+            while count := self._store.drain_outbox(batch, publisher.publish):
+                settled += count
+        except Exception:
+            self.close()  # a broken connection is not reused; the rows stay
+            raise
+        self.published += settled
+        return settled
+
+    def run(self) -> None:
+        """Loop until stopping, then drain once more so no committed change goes unannounced."""
+        while not self._stopping.is_set():
+            self._drain_retrying()
+            self.wake.wait(self._conf.capacity_notifications.relay_interval)
+            self.wake.clear()
+        try:
+            self.drain()
+        except Exception as error:  # noqa: BLE001 - at exit: the rows stay for the next worker
+            LOG.warning("capacity relay: final drain failed (%s); rows kept in the outbox", error)
+        self.close()
+
+    def _drain_retrying(self) -> None:
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Exception),
+            wait=reconnect_wait(self._conf),
+            stop=tenacity.stop_when_event_set(self._stopping),
+            before_sleep=log_retry("capacity relay"),
+            reraise=True,
+        )
+        try:
+            retrying(self.drain)
+        except Exception as error:  # noqa: BLE001 - only reached when stopping
+            LOG.info("capacity relay: stopping with a failed drain (%s)", error)
+
+    def _ensure_publisher(self) -> CapacityPublisher:
+        if self._publisher is None:
+            self._connection = amqp.connect(self._conf)
+            self._connection.ensure_connection(max_retries=1)
+            self._publisher = CapacityPublisher(self._connection, self._conf)
+        return self._publisher
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.release()
+        self._connection = None
+        self._publisher = None

@@ -1,0 +1,110 @@
+"""``tracker-manage``: schema, node inventory, replay, audit."""
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from oslo_config import cfg
+
+from tracker import replay
+from tracker.bus.relay import Relay
+from tracker.cmd import common
+from tracker.cmd.status import render
+from tracker.db import migration
+from tracker.db.api import NodeInventory, Store
+
+_INVENTORY_ARGS: tuple[tuple[str, type], ...] = (
+    ("vcpus", int),
+    ("memory_mb", int),
+    ("local_gb", int),
+    ("reserved_vcpus", int),
+    ("reserved_memory_mb", int),
+    ("reserved_local_gb", int),
+    ("cpu_allocation_ratio", float),
+    ("ram_allocation_ratio", float),
+    ("disk_allocation_ratio", float),
+)
+
+
+def _add_parsers(subparsers: Any) -> None:
+    db = subparsers.add_parser("db", help="Database schema.").add_subparsers(dest="db_action")
+    db.add_parser("sync", help="Upgrade the schema to the latest version.").set_defaults(func=db_sync)
+    db.add_parser("version", help="Print the schema version.").set_defaults(func=db_version)
+
+    node = subparsers.add_parser("node", help="Compute node inventory.").add_subparsers(dest="node_action")
+    node_set = node.add_parser("set", help="Register a node or change its inventory.")
+    node_set.add_argument("compute_host", metavar="HOST", help="Nova's host (payload 'host')")
+    node_set.add_argument("hypervisor_hostname", metavar="NODE", help="Nova's node (payload 'node')")
+    for name, kind in _INVENTORY_ARGS:
+        node_set.add_argument("--" + name.replace("_", "-"), dest=name, type=kind)
+    node_set.set_defaults(func=node_set_cmd)
+    node.add_parser("list", help="Print every node.").set_defaults(func=node_list)
+
+    replay_parser = subparsers.add_parser("replay", help="Apply a JSON-lines file of notifications.")
+    replay_parser.add_argument("file", help="path, or - for standard input")
+    replay_parser.add_argument(
+        "--publish", action="store_true", help="Publish capacity notifications afterwards."
+    )
+    replay_parser.set_defaults(func=replay_cmd)
+
+    subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = cfg.SubCommandOpt("command", handler=_add_parsers, help="What to do.")
+    conf = common.parse_args(argv, [command], description="Manage the tracker.")
+    common.setup_logging(conf.debug)
+    func: Callable[[cfg.ConfigOpts, Store], int] | None = getattr(conf.command, "func", None)
+    if func is None:
+        print("usage: tracker-manage {db sync|db version|node set|node list|replay|audit}", file=sys.stderr)
+        return 2
+    store = Store(common.database(conf), conf)
+    try:
+        return func(conf, store)
+    finally:
+        store.db.dispose()
+
+
+def db_sync(conf: cfg.ConfigOpts, store: Store) -> int:
+    migration.upgrade(store.db.engine)
+    print(f"database at revision {migration.current(store.db.engine)}")
+    return 0
+
+
+def db_version(conf: cfg.ConfigOpts, store: Store) -> int:
+    print(migration.current(store.db.engine) or "empty (run 'tracker-manage db sync')")
+    return 0
+
+
+def node_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    args = conf.command
+    inventory = NodeInventory(**{name: getattr(args, name) for name, _ in _INVENTORY_ARGS})
+    view = store.set_node(args.compute_host, args.hypervisor_hostname, inventory)
+    print(json.dumps(view, indent=2, sort_keys=True))
+    return 0
+
+
+def node_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    print(render(store.node_views(), store.project_usage(), "table"))
+    return 0
+
+
+def replay_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    path = conf.command.file
+    with sys.stdin if path == "-" else open(path, encoding="utf-8") as lines:
+        report = replay.replay(lines, store, conf.nova_notifications.max_message_bytes)
+    if conf.command.publish:
+        published = Relay(conf, store, threading.Event()).drain()
+        report.metrics.incr("outbox_published", published)
+    print(json.dumps({"counters": report.metrics.snapshot(), "poison": report.poison}, indent=2))
+    return 1 if report.poison else 0
+
+
+def audit(conf: cfg.ConfigOpts, store: Store) -> int:
+    problems = store.audit()
+    for problem in problems:
+        print(problem)
+    print("audit: ok" if not problems else f"audit: {len(problems)} node(s) disagree")
+    return 1 if problems else 0

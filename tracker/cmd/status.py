@@ -1,0 +1,67 @@
+"""``tracker-status``: every node's inventory, usage and capacity."""
+
+import json
+import sys
+import time
+from typing import Any
+
+from oslo_config import cfg
+
+from tracker.cmd import common
+from tracker.db.api import Store
+
+_COLUMNS = ("vcpus", "memory_mb", "local_gb")
+
+cli_opts = [
+    cfg.StrOpt("format", default="table", choices=["table", "json"], help="Output format."),
+    cfg.FloatOpt("watch", default=0.0, min=0.0, help="Redraw every N seconds (0: print once)."),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = common.parse_args(argv, cli_opts, description="Show node capacity and project usage.")
+    store = Store(common.database(conf), conf)
+    while True:
+        text = render(store.node_views(), store.project_usage(), conf.format)
+        if conf.watch:
+            sys.stdout.write("\033[2J\033[H")  # clear the terminal, like watch(1)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        if not conf.watch:
+            return 0
+        time.sleep(conf.watch)
+
+
+def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"nodes": nodes, "projects": projects}, indent=2, sort_keys=True)
+    return "\n".join([*_node_table(nodes), "", *_project_table(projects)])
+
+
+def _cell(resource: dict[str, Any]) -> str:
+    capacity = "?" if resource["capacity"] is None else resource["capacity"]
+    return f"{resource['used']}/{capacity}"
+
+
+def _node_table(nodes: list[dict[str, Any]]) -> list[str]:
+    header = (
+        f"{'HOST':<14}{'NODE':<26}{'VMS':>5}  "
+        + "".join(f"{c + ' used/cap':>22}" for c in _COLUMNS)
+        + f"{'GEN':>8}"
+    )
+    rows = [
+        f"{n['host']:<14}{n['node']:<26}{n['running_vms']:>5}  "
+        + "".join(f"{_cell(n['resources'][c]):>22}" for c in _COLUMNS)
+        + f"{n['generation']:>8}"
+        for n in nodes
+    ]
+    return [header, *rows] if rows else [header, "(no compute nodes yet)"]
+
+
+def _project_table(projects: list[dict[str, Any]]) -> list[str]:
+    header = f"{'PROJECT':<36}{'INSTANCES':>10}{'VCPUS':>8}{'MEMORY_MB':>12}{'LOCAL_GB':>10}"
+    rows = [
+        f"{p['project_id']:<36}{p['instances']:>10}{p['vcpus']:>8}{p['memory_mb']:>12}{p['local_gb']:>10}"
+        for p in projects
+    ]
+    return [header, *rows]

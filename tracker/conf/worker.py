@@ -1,0 +1,75 @@
+"""[worker] options: concurrency, retry and shutdown of ``tracker-worker``."""
+
+from oslo_config import cfg
+
+GROUP = "worker"
+
+opts: list[cfg.Opt] = [
+    cfg.IntOpt(
+        "lanes",
+        default=4,
+        min=1,
+        max=256,
+        help="""
+Ordered workers in one process. Events are routed to a lane by compute host
+(a stable crc32), so one host's events are applied in order, one at a time.
+Across processes the database row locks serialize instead. More lanes help
+only while the database has headroom.
+""",
+    ),
+    cfg.FloatOpt(
+        "shutdown_timeout",
+        default=30.0,
+        min=0.0,
+        help="""
+On SIGTERM, seconds to let lanes finish the messages already received before
+closing. Whatever is still unfinished stays unacknowledged and RabbitMQ
+redelivers it to another worker; applying it twice changes nothing.
+""",
+    ),
+    cfg.FloatOpt(
+        "db_retry_initial_backoff",
+        default=0.1,
+        min=0.0,
+        help=(
+            "First wait, in seconds, before retrying a transaction that hit a deadlock, "
+            "a lost connection or a concurrent update."
+        ),
+    ),
+    cfg.FloatOpt(
+        "db_retry_max_backoff",
+        default=30.0,
+        min=0.1,
+        help="""
+Ceiling of the exponential backoff between transaction retries. Transient
+database faults are retried until the database is back: the message stays
+unacknowledged meanwhile, so nothing is lost.
+""",
+    ),
+    cfg.FloatOpt(
+        "reconnect_initial_backoff",
+        default=1.0,
+        min=0.0,
+        help="First wait, in seconds, before reconnecting to RabbitMQ after the connection dropped.",
+    ),
+    cfg.FloatOpt(
+        "reconnect_max_backoff",
+        default=60.0,
+        min=0.1,
+        help="Ceiling of the exponential, jittered backoff between reconnection attempts.",
+    ),
+    cfg.IntOpt(
+        "heartbeat",
+        default=60,
+        min=0,
+        help="AMQP heartbeat in seconds (0 disables); a dead broker is noticed within twice this.",
+    ),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(opts, group=GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    return [(GROUP, opts)]

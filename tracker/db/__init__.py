@@ -1,0 +1,1 @@
+"""SQL persistence: models, migrations, and the one transaction that applies an event."""

@@ -1,0 +1,94 @@
+"""The one transaction that applies an instance event.
+
+Order of locks, the same in every worker: the instance row, then the touched
+node rows sorted by id. Generations are compare-and-swapped on top of the row
+locks, as Placement does, so correctness never depends on how many workers run.
+"""
+
+import dataclasses
+import logging
+
+from sqlalchemy import orm
+
+from tracker.accounting import allocations as alloc
+from tracker.accounting import lifecycle
+from tracker.accounting.state import InstanceState, Location
+from tracker.accounting.usage import Usage
+from tracker.db import history as hist
+from tracker.db import nodes, usage
+from tracker.db.missing import MissingRows
+from tracker.db.models import ComputeNode
+from tracker.events.model import InstanceEvent
+
+LOG = logging.getLogger(__name__)
+
+APPLIED = "applied"
+UNCHANGED = "unchanged"
+DUPLICATE = "duplicate"
+STALE = "stale"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    status: str
+    changed_nodes: tuple[int, ...] = ()
+
+
+def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) -> Outcome:
+    history = hist.lock(session, event.instance_uuid)
+    if history.knows(event):
+        return Outcome(DUPLICATE)
+    if history.is_stale(event):
+        return Outcome(STALE)
+    state = lifecycle.derive(history.base, [*history.events, event])
+    old = usage.current_holdings(session, event.instance_uuid)
+    new = _resolve(session, alloc.allocations(state), old)
+    changed = _apply_holdings(session, state, old, new)
+    hist.append(session, history, event)
+    hist.compact(session, history, state, history_limit)
+    hist.summarize(history.record, state)
+    return Outcome(APPLIED if changed else UNCHANGED, changed)
+
+
+def _apply_holdings(
+    session: orm.Session,
+    state: InstanceState,
+    old: usage.Holdings,
+    new: usage.Holdings,
+) -> tuple[int, ...]:
+    deltas = usage.node_deltas(old, new)
+    if old == new:
+        return ()
+    locked = nodes.lock(session, deltas)
+    usage.update_nodes(session, locked, deltas)
+    usage.replace_allocations(session, state.uuid, state.project_id, new)
+    usage.update_project(session, state.project_id, old, new)
+    usage.write_outbox(session, locked)
+    return tuple(sorted(locked))
+
+
+def _resolve(
+    session: orm.Session, held: tuple[alloc.Allocation, ...], old: usage.Holdings
+) -> dict[tuple[int, str], Usage]:
+    """Allocations keyed by node id; raises MissingRows for nodes not created yet."""
+    known = _hosts_of(session, old)
+    resolved: dict[tuple[int, str], Usage] = {}
+    missing: list[Location] = []
+    for allocation in held:
+        node_id = nodes.resolve(session, allocation.location, known)
+        if node_id is None:
+            missing.append(allocation.location)
+        else:
+            resolved[(node_id, allocation.role)] = allocation.usage
+    if missing:
+        raise MissingRows(locations=missing)
+    return resolved
+
+
+def _hosts_of(session: orm.Session, old: usage.Holdings) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for node_id, _role in old:
+        node = session.get(ComputeNode, node_id)
+        if node is not None:
+            result.setdefault(node.host, node_id)
+    return result

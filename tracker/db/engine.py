@@ -1,0 +1,70 @@
+"""The one module that owns the engine and declares transaction scope."""
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from oslo_config import cfg
+from sqlalchemy import event, orm
+
+
+def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
+    url = sa.make_url(conf.database.connection)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return sa.create_engine(
+        url,
+        pool_size=conf.database.max_pool_size,
+        max_overflow=conf.database.max_overflow,
+        pool_timeout=conf.database.pool_timeout,
+        pool_recycle=conf.database.connection_recycle_time,
+        pool_pre_ping=True,
+        # Locking reads (SELECT … FOR UPDATE) then plain reads of the rows just
+        # locked: READ COMMITTED lets the plain reads see the previous holder's
+        # commit on MariaDB too, whose default REPEATABLE READ would not.
+        isolation_level="READ COMMITTED",
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    """SQLite serializes writers: take the write lock at BEGIN (no upgrade deadlocks)."""
+    engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        if url.database not in (None, "", ":memory:"):
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """Engine plus session factory; ``transaction()`` is the only way to write."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._sessions = orm.sessionmaker(bind=engine, expire_on_commit=False)
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts) -> "Database":
+        return cls(create_engine(conf))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[orm.Session]:
+        """One unit of work: commits on success, rolls back on any exception."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,134 @@
+"""Tables. Node usage counters are the sum of the node's allocations; the
+audit (``tracker-manage audit``) checks that they are."""
+
+import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(orm.DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class ComputeNode(Base):
+    """A Nova compute node (host + hypervisor_hostname) and its usage.
+
+    Inventory totals are NULL while nobody registered the node: it was
+    created by an event, and still counts usage.
+    """
+
+    __tablename__ = "compute_nodes"
+    __table_args__ = (sa.UniqueConstraint("host", "hypervisor_hostname"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    hypervisor_hostname: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int | None] = orm.mapped_column(sa.Integer)
+    memory_mb: orm.Mapped[int | None] = orm.mapped_column(sa.Integer)
+    local_gb: orm.Mapped[int | None] = orm.mapped_column(sa.Integer)
+    reserved_vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    reserved_memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    reserved_local_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    cpu_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    ram_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    disk_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
+    vcpus_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    memory_mb_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    local_gb_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    running_vms: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    generation: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, default=_utcnow, onupdate=_utcnow
+    )
+
+
+class Instance(Base):
+    """One instance: its folded snapshot (``base_state``) plus a summary for humans.
+
+    Kept after delete as a tombstone, so that a late event cannot resurrect it.
+    """
+
+    __tablename__ = "instances"
+
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    host: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    node: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    vm_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
+    task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    deleted: orm.Mapped[bool] = orm.mapped_column(sa.Boolean, default=False)
+    base_state: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        sa.DateTime, default=_utcnow, onupdate=_utcnow
+    )
+
+
+class InstanceEvent(Base):
+    """The recent events of an instance, from which its state is re-derived."""
+
+    __tablename__ = "instance_events"
+    __table_args__ = (sa.UniqueConstraint("instance_uuid", "message_id"),)
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(
+        sa.String(36), sa.ForeignKey("instances.uuid", ondelete="CASCADE"), index=True
+    )
+    message_id: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    dedupe_key: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    # Fixed-width ISO text: sorts correctly and keeps microseconds on every backend.
+    timestamp: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+    data: orm.Mapped[str] = orm.mapped_column(sa.Text)
+
+
+class Allocation(Base):
+    """What one instance holds on one node in one role (instance, move_dest, move_source)."""
+
+    __tablename__ = "allocations"
+
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(
+        sa.String(36), sa.ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: orm.Mapped[int] = orm.mapped_column(
+        sa.Integer, sa.ForeignKey("compute_nodes.id"), primary_key=True, index=True
+    )
+    role: orm.Mapped[str] = orm.mapped_column(sa.String(16), primary_key=True)
+    project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    local_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+
+
+class ProjectUsage(Base):
+    """Per-project sums of allocations, updated in the same transaction."""
+
+    __tablename__ = "project_usage"
+
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+    vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    local_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    instances: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+
+
+class CapacityOutbox(Base):
+    """Capacity notifications written with the usage change, published after commit."""
+
+    __tablename__ = "capacity_outbox"
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    node_id: orm.Mapped[int] = orm.mapped_column(sa.Integer, index=True)
+    generation: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+    payload: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(sa.DateTime, default=_utcnow)

@@ -1,0 +1,133 @@
+"""The oslo.messaging notification envelope: ``messagingv2`` and bare v1 dicts.
+
+``messagingv2`` sends ``{"oslo.version": "2.0", "oslo.message": "<json>"}``;
+the older ``messaging`` driver sends the inner dict itself. The inner dict
+carries the request context flattened into ``_context_*`` keys, including the
+caller's auth token: those keys are dropped here, at the first step, so that
+nothing downstream can log, store or dead-letter them.
+"""
+
+import dataclasses
+import datetime
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from tracker.errors import DecodeError
+
+VERSION_KEY = "oslo.version"
+MESSAGE_KEY = "oslo.message"
+CONTEXT_PREFIX = "_context_"
+_REQUIRED = ("message_id", "publisher_id", "event_type", "payload", "timestamp")
+_CONTEXT_PAIR = re.compile(r'"_context_[^"]*"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\]]*)')
+
+
+@dataclasses.dataclass(frozen=True)
+class Notification:
+    """One decoded notification, context removed."""
+
+    message_id: str
+    publisher_id: str
+    event_type: str
+    priority: str
+    timestamp: datetime.datetime
+    payload: Mapping[str, Any]
+
+    @property
+    def publisher_host(self) -> str | None:
+        """Host part of ``nova-compute:cmp1`` (versioned) or ``compute.cmp1`` (legacy)."""
+        for separator in (":", "."):
+            service, found, host = self.publisher_id.partition(separator)
+            if found and service and host:
+                return host
+        return None
+
+
+def parse_timestamp(value: object) -> datetime.datetime:
+    """Parse oslo's ``str(utcnow())``: naive UTC, microseconds omitted when zero."""
+    if not isinstance(value, str):
+        raise DecodeError(f"timestamp is {type(value).__name__}, not a string")
+    try:
+        parsed = datetime.datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise DecodeError(f"timestamp {value!r} is not ISO 8601") from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def load_body(body: bytes | str | Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Turn an AMQP body (or an already parsed dict) into the inner message dict."""
+    outer = dict(body) if isinstance(body, Mapping) else _parse_json(body, max_bytes)
+    if VERSION_KEY not in outer:
+        return outer
+    return _unwrap_v2(outer)
+
+
+def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notification:
+    """Decode a notification or raise :class:`DecodeError` saying what is wrong."""
+    message = strip_context(load_body(body, max_bytes))
+    missing = [key for key in _REQUIRED if key not in message]
+    if missing:
+        raise DecodeError(f"notification lacks {', '.join(missing)}")
+    if not isinstance(message["payload"], Mapping):
+        raise DecodeError("notification payload is not an object")
+    return Notification(
+        message_id=_text(message, "message_id"),
+        publisher_id=_text(message, "publisher_id"),
+        event_type=_text(message, "event_type"),
+        priority=str(message.get("priority") or "INFO").upper(),
+        timestamp=parse_timestamp(message["timestamp"]),
+        payload=message["payload"],
+    )
+
+
+def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the ``_context_*`` keys (auth token, user, roles…) of a message dict."""
+    return {k: v for k, v in message.items() if not k.startswith(CONTEXT_PREFIX)}
+
+
+def sanitize(body: bytes | str | Mapping[str, Any], max_bytes: int) -> str:
+    """Body safe to set aside: context removed, even when it does not decode."""
+    try:
+        return json.dumps(strip_context(load_body(body, max_bytes)), sort_keys=True)
+    except DecodeError:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+        return _CONTEXT_PAIR.sub('"_context_redacted": null', text[:max_bytes])
+
+
+def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > max_bytes:
+        raise DecodeError(f"message of {size} bytes exceeds max_message_bytes={max_bytes}")
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"body is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise DecodeError("body is JSON but not an object")
+    return parsed
+
+
+def _unwrap_v2(outer: dict[str, Any]) -> dict[str, Any]:
+    version = str(outer.get(VERSION_KEY))
+    if version.split(".", maxsplit=1)[0] != "2":
+        raise DecodeError(f"unsupported oslo envelope version {version}")
+    inner = outer.get(MESSAGE_KEY)
+    if not isinstance(inner, str):
+        raise DecodeError(f"{MESSAGE_KEY} is not a JSON string")
+    try:
+        message = json.loads(inner)
+    except ValueError as exc:
+        raise DecodeError(f"{MESSAGE_KEY} is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise DecodeError(f"{MESSAGE_KEY} is not an object")
+    return message
+
+
+def _text(message: Mapping[str, Any], key: str) -> str:
+    value = message[key]
+    if not isinstance(value, str) or not value:
+        raise DecodeError(f"{key} is not a non-empty string")
+    return value

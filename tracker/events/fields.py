@@ -1,0 +1,46 @@
+"""Checked access to payload fields: a wrong type is an InvalidPayload, never a crash."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from tracker.errors import InvalidPayload
+
+# Nova stores these sizes in 32-bit integer columns; anything larger is corrupt.
+MAX_SIZE = 2**31 - 1
+
+
+def optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidPayload(f"{key} is {type(value).__name__}, not a string")
+    return value
+
+
+def required_text(data: Mapping[str, Any], key: str) -> str:
+    value = optional_text(data, key)
+    if value is None:
+        raise InvalidPayload(f"payload lacks {key}")
+    return value
+
+
+def size(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
+    """A non-negative integer size; ``default`` when absent, if one is allowed."""
+    value = data.get(key, default)
+    if value is None:
+        raise InvalidPayload(f"payload lacks {key}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidPayload(f"{key}={value!r} is not an integer")
+    if not 0 <= value <= MAX_SIZE:
+        raise InvalidPayload(f"{key}={value} is out of range")
+    return value
+
+
+def mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidPayload(f"{key} is not an object")
+    return value

@@ -1,0 +1,85 @@
+"""Retry policies built from configuration, kept apart from the I/O that uses them.
+
+Which errors are transient is decided here too, so the database and bus edges
+only say "retry this" and the policy stays unit-testable.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlalchemy.exc
+import tenacity
+from oslo_config import cfg
+
+from tracker.errors import ConcurrentUpdate
+
+LOG = logging.getLogger(__name__)
+
+# PostgreSQL SQLSTATEs and MySQL error numbers worth another try.
+_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"}
+_MYSQL_TRANSIENT = {1205, 1213, 2002, 2003, 2006, 2013}
+
+
+def is_transient_db_error(error: BaseException) -> bool:
+    """Deadlocks, lock timeouts, lost connections, busy SQLite, lost CAS races."""
+    if isinstance(error, ConcurrentUpdate | sqlalchemy.exc.DisconnectionError):
+        return True
+    if isinstance(error, sqlalchemy.exc.TimeoutError):
+        return True
+    if not isinstance(error, sqlalchemy.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    return _driver_says_transient(error.orig)
+
+
+def _driver_says_transient(orig: BaseException | None) -> bool:
+    pgcode = getattr(orig, "pgcode", None)
+    if pgcode is not None:
+        return pgcode in _PG_TRANSIENT
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _MYSQL_TRANSIENT
+    message = str(orig).lower()
+    return "database is locked" in message or "could not connect" in message
+
+
+def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
+    """Exponential backoff with full jitter, so retrying workers do not stampede."""
+    return tenacity.wait_random_exponential(multiplier=max(initial, 0.001), max=maximum)
+
+
+def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -> tenacity.Retrying:
+    """Retry transient database faults until they pass or ``stopping`` is set.
+
+    Giving up leaves the message unacknowledged, so RabbitMQ redelivers it.
+    """
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient_db_error),
+        wait=exponential_wait(conf.worker.db_retry_initial_backoff, conf.worker.db_retry_max_backoff),
+        stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
+        reraise=True,
+        before_sleep=log_retry("database"),
+    )
+
+
+def reconnect_wait(conf: cfg.ConfigOpts) -> tenacity.wait.wait_base:
+    return exponential_wait(conf.worker.reconnect_initial_backoff, conf.worker.reconnect_max_backoff)
+
+
+def log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    """A ``before_sleep`` hook: one line per retry, error class and first line only."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        LOG.warning(
+            "%s: transient failure (%s: %s), attempt %d, retrying in %.2fs",
+            what,
+            type(error).__name__,
+            str(error).splitlines()[0] if error else "",
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    return before_sleep
