@@ -38,6 +38,5 @@ def _replay_line(number: int, line: str, store: Store, max_bytes: int, report: R
         report.metrics.incr("dead_lettered")
     elif decision.kind == decide.IGNORE:
         report.metrics.incr("ignored")
-    else:
-        assert decision.event is not None
+    elif decision.event is not None:
         report.metrics.incr(store.apply(decision.event).status)

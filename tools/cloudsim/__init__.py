@@ -9,5 +9,12 @@ from cloudsim.cloud import Cloud
 from cloudsim.delivery import shuffle_within_window, with_duplicates, write_json, write_jsonl
 from cloudsim.envelope import Message, inner
 
-__all__ = ["Cloud", "Message", "inner", "shuffle_within_window", "with_duplicates",
-           "write_json", "write_jsonl"]
+__all__ = [
+    "Cloud",
+    "Message",
+    "inner",
+    "shuffle_within_window",
+    "with_duplicates",
+    "write_json",
+    "write_jsonl",
+]

@@ -24,13 +24,17 @@ def _common(parser: argparse.ArgumentParser, hosts: int) -> None:
     parser.add_argument("--hosts", type=int, default=hosts)
     parser.add_argument("--nodes-per-host", type=int, default=1)
     parser.add_argument("--format", choices=["versioned", "legacy"], default="versioned")
-    parser.add_argument("--state-change", choices=["vm_and_task_state", "vm_state", "off"],
-                        default="vm_and_task_state",
-                        help="[notifications] notify_on_state_change (instance.update)")
+    parser.add_argument(
+        "--state-change",
+        choices=["vm_and_task_state", "vm_state", "off"],
+        default="vm_and_task_state",
+        help="[notifications] notify_on_state_change (instance.update)",
+    )
     parser.add_argument("--shuffle-window", type=int, default=0)
     parser.add_argument("--duplicates", type=float, default=0.0)
     parser.add_argument("--oracle", help="write the end-of-run oracle JSON here")
     parser.add_argument("--inventory", help="write the node inventory JSON here")
+    parser.add_argument("--flavors", help="write the flavor catalogue JSON here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 def simulate(args: argparse.Namespace) -> tuple[Cloud, list[Message]]:
     """Run the cloud and apply the requested delivery perturbations."""
     mode = None if args.state_change == "off" else args.state_change
-    cloud = Cloud(args.seed, hosts=args.hosts, nodes_per_host=args.nodes_per_host,
-                  fmt=args.format, notify_on_state_change=mode)
+    cloud = Cloud(
+        args.seed,
+        hosts=args.hosts,
+        nodes_per_host=args.nodes_per_host,
+        fmt=args.format,
+        notify_on_state_change=mode,
+    )
     rng = random.Random(args.seed * 7919 + 1)
     messages = cloud.run(args.instances, rng)
     messages = shuffle_within_window(messages, args.shuffle_window, rng)
@@ -64,12 +73,13 @@ def _write_side_files(cloud: Cloud, args: argparse.Namespace) -> None:
         write_json(cloud.oracle(), args.oracle)
     if args.inventory:
         write_json(cloud.inventory(), args.inventory)
+    if args.flavors:
+        write_json(cloud.flavors(), args.flavors)
 
 
 def _progress(number: int, note: dict[str, Any]) -> None:
     """One line per published message, for the operator."""
-    print(f"{number + 1:5d} {note['timestamp']} {note['publisher_id']:28s} "
-          f"{note['event_type']}", flush=True)
+    print(f"{number + 1:5d} {note['timestamp']} {note['publisher_id']:28s} {note['event_type']}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_jsonl(messages, args.out)
         print(f"wrote {len(messages)} messages to {args.out}", file=sys.stderr)
         return 0
-    from cloudsim.publish import publish
+    # Imported lazily: oslo.messaging pulls in eventlet, which warns at import
+    # time, and the jsonl mode does not need it.
+    from cloudsim.publish import publish  # noqa: PLC0415
 
     publish(messages, args.transport_url, args.exchange, args.rate or None, _progress)
     print(f"published {len(messages)} messages", file=sys.stderr)

@@ -33,17 +33,30 @@ class Context:
     def to_dict(self) -> dict[str, Any]:
         """Same keys as nova's RequestContext.to_dict()."""
         return {
-            "user": self.user_id, "project_id": self.project_id, "system_scope": None,
-            "project": self.project_id, "domain": None, "user_domain": "default",
-            "project_domain": "default", "is_admin": self.is_admin, "read_only": False,
-            "show_deleted": False, "auth_token": self.auth_token,
-            "request_id": self.request_id, "global_request_id": None, "resource_uuid": None,
+            "user": self.user_id,
+            "project_id": self.project_id,
+            "system_scope": None,
+            "project": self.project_id,
+            "domain": None,
+            "user_domain": "default",
+            "project_domain": "default",
+            "is_admin": self.is_admin,
+            "read_only": False,
+            "show_deleted": False,
+            "auth_token": self.auth_token,
+            "request_id": self.request_id,
+            "global_request_id": None,
+            "resource_uuid": None,
             "roles": list(self.roles),
             "user_identity": f"{self.user_id or '-'} {self.project_id or '-'} - default default",
-            "is_admin_project": True, "user_id": self.user_id, "read_deleted": "no",
+            "is_admin_project": True,
+            "user_id": self.user_id,
+            "read_deleted": "no",
             "remote_address": self.remote_address,
             "timestamp": self.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%f"),
-            "quota_class": None, "user_name": self.user_name, "service_catalog": [],
+            "quota_class": None,
+            "user_name": self.user_name,
+            "service_catalog": [],
             "project_name": self.project_name,
         }
 
@@ -63,14 +76,28 @@ def request_id(rng: random.Random) -> str:
     return f"req-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
 
 
-def user_context(rng: random.Random, user_id: str, project_id: str, now: datetime,
-                 admin: bool = False, project_name: str | None = None) -> Context:
+def user_context(
+    rng: random.Random,
+    user_id: str,
+    project_id: str,
+    now: datetime,
+    admin: bool = False,
+    project_name: str | None = None,
+) -> Context:
     """Context of an API request by a (possibly admin) user."""
     roles = ("admin", "member", "reader") if admin else ("member", "reader")
-    return Context(user_id, project_id, request_id(rng), roles, admin, fake_token(rng),
-                   "admin" if admin else f"user-{user_id[:6]}",
-                   project_name or ("admin" if admin else f"project-{project_id[:6]}"),
-                   f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}", now)
+    return Context(
+        user_id,
+        project_id,
+        request_id(rng),
+        roles,
+        admin,
+        fake_token(rng),
+        "admin" if admin else f"user-{user_id[:6]}",
+        project_name or ("admin" if admin else f"project-{project_id[:6]}"),
+        f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        now,
+    )
 
 
 def admin_periodic_context(rng: random.Random, now: datetime) -> Context:

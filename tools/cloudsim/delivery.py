@@ -14,8 +14,7 @@ from pathlib import Path
 from cloudsim.envelope import Message
 
 
-def shuffle_within_window(messages: Sequence[Message], window: int,
-                          rng: random.Random) -> list[Message]:
+def shuffle_within_window(messages: Sequence[Message], window: int, rng: random.Random) -> list[Message]:
     """Reorder so that every message moves at most ``window`` positions.
 
     Sorting by ``index + U(0, window)`` bounds displacement: an element can
@@ -27,8 +26,9 @@ def shuffle_within_window(messages: Sequence[Message], window: int,
     return [messages[i] for _, i in sorted(keys)]
 
 
-def with_duplicates(messages: Sequence[Message], rate: float, rng: random.Random,
-                    max_delay: int = 50) -> list[Message]:
+def with_duplicates(
+    messages: Sequence[Message], rate: float, rng: random.Random, max_delay: int = 50
+) -> list[Message]:
     """Re-insert exact copies (same message_id) of about ``rate`` of the
     messages, each somewhere after its original, like a redelivery."""
     out = list(messages)

@@ -39,8 +39,7 @@ def versioned_event_type(action: str, phase: str | None) -> str:
 
 def legacy_event_type(action: str, phase: str | None) -> str:
     """``compute.instance.<mapped action>[.<phase>]``."""
-    return f"compute.instance.{LEGACY_ACTIONS.get(action, action)}" + (
-        f".{phase}" if phase else "")
+    return f"compute.instance.{LEGACY_ACTIONS.get(action, action)}" + (f".{phase}" if phase else "")
 
 
 def routing_key(fmt: str, priority: str) -> str:
@@ -59,18 +58,32 @@ def rand_uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def make_message(*, fmt: str, event_type: str, publisher_id: str, priority: str,
-                 payload: dict[str, Any], context: dict[str, Any], timestamp: datetime,
-                 rng: random.Random) -> Message:
+def make_message(
+    *,
+    fmt: str,
+    event_type: str,
+    publisher_id: str,
+    priority: str,
+    payload: dict[str, Any],
+    context: dict[str, Any],
+    timestamp: datetime,
+    rng: random.Random,
+) -> Message:
     """One notification as it sits on the wire, plus its routing key."""
     inner: dict[str, Any] = {
-        "message_id": str(rand_uuid(rng)), "publisher_id": publisher_id,
-        "event_type": event_type, "priority": priority, "payload": payload,
-        "timestamp": fmt_timestamp(timestamp), "_unique_id": rand_uuid(rng).hex,
+        "message_id": str(rand_uuid(rng)),
+        "publisher_id": publisher_id,
+        "event_type": event_type,
+        "priority": priority,
+        "payload": payload,
+        "timestamp": fmt_timestamp(timestamp),
+        "_unique_id": rand_uuid(rng).hex,
     }
     inner.update(context)
-    return {"routing_key": routing_key(fmt, priority),
-            "body": {"oslo.version": "2.0", "oslo.message": json.dumps(inner)}}
+    return {
+        "routing_key": routing_key(fmt, priority),
+        "body": {"oslo.version": "2.0", "oslo.message": json.dumps(inner)},
+    }
 
 
 def inner(message: Message) -> dict[str, Any]:

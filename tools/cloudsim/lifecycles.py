@@ -16,20 +16,42 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
-from cloudsim.cloud import Cloud
 from cloudsim.context import Context
 from cloudsim.envelope import rand_uuid
 from cloudsim.flavors import CATALOGUE, Flavor
 from cloudsim.nova import Instance, Move, Node
 from cloudsim.payloads import Extras, Fault
 
+if TYPE_CHECKING:
+    from cloudsim.cloud import Cloud
+
 Step = Generator[float, None, bool]
 Story = Iterator[float]
 COMPUTE, API, CONDUCTOR = "nova-compute", "nova-api", "nova-conductor"
 BDMS = Extras(with_bdms=True)
-NO_VALID_HOST = Fault("NoValidHost", "No valid host was found. ", "select_destinations",
-                      "nova.conductor.manager")
+BUILD_FAULTS = (
+    Fault(
+        "ComputeResourcesUnavailable",
+        "Insufficient compute resources: Claim pci failed.",
+        "_build_and_run_instance",
+    ),
+    Fault(
+        "RescheduledException",
+        "Build of instance was re-scheduled: internal error: process exited while connecting to monitor",
+        "_do_build_and_run_instance",
+    ),
+)
+MAX_RETRIES = Fault(
+    "MaxRetriesExceeded",
+    "Exceeded maximum number of retries. Exhausted all hosts available for retrying build failures.",
+    "build_instances",
+    "nova.conductor.manager",
+)
+NO_VALID_HOST = Fault(
+    "NoValidHost", "No valid host was found. ", "select_destinations", "nova.conductor.manager"
+)
 
 
 def pause(rng: random.Random, low: float = 0.2, high: float = 2.0) -> float:
@@ -53,77 +75,140 @@ def _conductor_save(cloud: Cloud, inst: Instance, ctx: Context, **changes: objec
     cloud.save(inst, source=CONDUCTOR, pub=cloud.conductor_host, ctx=ctx, **changes)
 
 
-def _no_valid_host(cloud: Cloud, inst: Instance, ctx: Context, method: str,
-                   **updates: object) -> None:
-    """Conductor's set_vm_state_and_notify after NoValidHost."""
+def _no_valid_host(
+    cloud: Cloud,
+    inst: Instance,
+    ctx: Context,
+    method: str,
+    fault: Fault = NO_VALID_HOST,
+    **updates: object,
+) -> None:
+    """Conductor's set_vm_state_and_notify after NoValidHost / MaxRetriesExceeded."""
     _conductor_save(cloud, inst, ctx, **updates)
-    cloud.compute_task_error(inst, method, ctx, NO_VALID_HOST)
+    cloud.compute_task_error(inst, method, ctx, fault)
 
 
 # -- build ---------------------------------------------------------------------
-def build(cloud: Cloud, inst: Instance, rng: random.Random, failures: int = 0,
-          max_attempts: int = 3) -> Step:
+def build(cloud: Cloud, inst: Instance, rng: random.Random, failures: int = 0, max_attempts: int = 3) -> Step:
     """Boot: conductor update, then per attempt on a compute host
     ``create.start`` .. ``create.end`` (or ``create.error`` and reschedule).
     After ``max_attempts`` failures or with no host left: conductor sets
-    vm_state error and sends ``compute_task.build_instances.error``.
+    vm_state error and sends ``compute_task.build_instances.error``; with no
+    host at all (cloud full) that error is the only notification.
     """
     ctx = cloud.user_ctx(inst)
-    _conductor_save(cloud, inst, ctx)  # send_update_with_states(service=conductor)
     tried: set[str] = set()
     for attempt in range(max_attempts):
         node = cloud.state.pick_node(inst.flavor, inst.volume_backed, rng, tried)
         if node is None:
             break
-        inst.availability_zone = "nova"
+        if attempt == 0:  # schedule_and_build_instances, once a host was selected
+            inst.availability_zone = "nova"
+            _conductor_save(cloud, inst, ctx)  # send_update_with_states(service=conductor)
         yield pause(rng)
         if (yield from _build_on(cloud, inst, node, ctx, rng, fail=attempt < failures)):
             return True
         tried.add(node.host)
         cloud.save(inst, source=COMPUTE, pub=node.host, ctx=ctx, task_state="scheduling")
         yield pause(rng)
-    _no_valid_host(cloud, inst, ctx, "build_instances", vm_state="error", task_state=None)
+    fault = MAX_RETRIES if tried else NO_VALID_HOST
+    _no_valid_host(cloud, inst, ctx, "build_instances", fault, vm_state="error", task_state=None)
     return False
 
 
-def _build_on(cloud: Cloud, inst: Instance, node: Node, ctx: Context, rng: random.Random,
-              fail: bool) -> Step:
+def _build_on(cloud: Cloud, inst: Instance, node: Node, ctx: Context, rng: random.Random, fail: bool) -> Step:
     """``_do_build_and_run_instance`` on one compute host."""
     host = node.host
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="building", task_state=None)
-    cloud.notify(inst, "create", "start", source=COMPUTE, host=host, ctx=ctx, kind="create",
-                 extras=BDMS)
+    image_name = "" if inst.volume_backed else "ubuntu-24.04-server"
+    cloud.notify(
+        inst,
+        "create",
+        "start",
+        source=COMPUTE,
+        host=host,
+        ctx=ctx,
+        kind="create",
+        extras=dataclasses.replace(BDMS, legacy={"image_name": image_name}),
+    )
     yield pause(rng, 0.05, 0.5)
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=host, node=node.node)  # claim
     if fail:
         yield pause(rng, 0.5, 3.0)
         cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=None, node=None)  # abort
-        fault = Fault("BuildAbortException" if rng.random() < 0.5 else "RescheduledException",
-                      f"Build of instance {inst.uuid} was re-scheduled: spawn failed",
-                      "_build_and_run_instance")
-        cloud.notify(inst, "create", "error", source=COMPUTE, host=host, ctx=ctx,
-                     kind="create", extras=dataclasses.replace(BDMS, fault=fault))
+        fault = rng.choice(BUILD_FAULTS)
+        cloud.notify(
+            inst,
+            "create",
+            "error",
+            source=COMPUTE,
+            host=host,
+            ctx=ctx,
+            kind="create",
+            extras=dataclasses.replace(BDMS, fault=fault),
+        )
         return False
     yield from _spawn(cloud, inst, host, ctx, rng)
-    cloud.notify(inst, "create", "end", source=COMPUTE, host=host, ctx=ctx, kind="create",
-                 extras=BDMS)
+    legacy = {"message": "Success", "fixed_ips": _fixed_ips(inst)}
+    cloud.notify(
+        inst,
+        "create",
+        "end",
+        source=COMPUTE,
+        host=host,
+        ctx=ctx,
+        kind="create",
+        extras=dataclasses.replace(BDMS, legacy=legacy),
+    )
     return True
 
 
-def _spawn(cloud: Cloud, inst: Instance, host: str, ctx: Context,
-           rng: random.Random) -> Generator[float, None, None]:
+def _fixed_ips(inst: Instance) -> list[dict[str, object]]:
+    """Legacy create.end ``fixed_ips`` (network_info is passed there)."""
+    return [
+        {
+            "address": inst.ip_address,
+            "floating_ips": [],
+            "label": "private",
+            "meta": {},
+            "type": "fixed",
+            "version": 4,
+            "vif_mac": inst.mac,
+        }
+    ]
+
+
+def _spawn(
+    cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random
+) -> Generator[float, None, None]:
     """networking -> block_device_mapping -> spawning -> active saves."""
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="networking")
     yield pause(rng, 0.2, 1.5)
     ip = f"192.168.{rng.randint(0, 254)}.{rng.randint(2, 254)}"
     port = str(rand_uuid(rng))
     mac = "fa:16:3e:" + ":".join(f"{rng.randint(0, 255):02x}" for _ in range(3))
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="block_device_mapping",
-               ip_address=ip, port_id=port, mac=mac)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        task_state="block_device_mapping",
+        ip_address=ip,
+        port_id=port,
+        mac=mac,
+    )
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="spawning")
     yield pause(rng, 2.0, 8.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="active", task_state=None,
-               power_state="running", launched_at=cloud.now().replace(microsecond=0))
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        vm_state="active",
+        task_state=None,
+        power_state="running",
+        launched_at=cloud.now().replace(microsecond=0),
+    )
 
 
 # -- delete / soft delete / restore -----------------------------------------------
@@ -153,20 +238,31 @@ def local_delete(cloud: Cloud, inst: Instance, ctx: Context) -> None:
     now = cloud.now().replace(microsecond=0)
     inst.vm_state, inst.task_state, inst.power_state = "deleted", None, "pending"
     inst.terminated_at = inst.deleted_at = now
+    inst.ip_address = None  # deallocate_for_instance
     inst.move = None
     cloud.notify(inst, "delete", "end", source=API, host=cloud.api_host, ctx=ctx)
 
 
-def _delete_on_compute(cloud: Cloud, inst: Instance, host: str, ctx: Context,
-                       rng: random.Random) -> Generator[float, None, None]:
+def _delete_on_compute(
+    cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random
+) -> Generator[float, None, None]:
     """``ComputeManager._delete_instance``."""
     cloud.notify(inst, "delete", "start", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
     cloud.notify(inst, "shutdown", "start", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
     yield pause(rng, 0.5, 3.0)
     cloud.notify(inst, "shutdown", "end", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
     now = cloud.now().replace(microsecond=0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="deleted", task_state=None,
-               power_state="pending", terminated_at=now)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        vm_state="deleted",
+        task_state=None,
+        power_state="pending",
+        terminated_at=now,
+        ip_address=None,
+    )
     inst.deleted_at = now  # instance.destroy()
     cloud.notify(inst, "delete", "end", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
 
@@ -186,13 +282,19 @@ def soft_delete(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     """api update (soft-deleting); compute ``soft_delete.start``, update
     (soft-delete), ``soft_delete.end``.  The instance still counts."""
     ctx = cloud.user_ctx(inst)
-    _api_save(cloud, inst, ctx, task_state="soft-deleting",
-              deleted_at=cloud.now().replace(microsecond=0))
+    _api_save(cloud, inst, ctx, task_state="soft-deleting", deleted_at=cloud.now().replace(microsecond=0))
     yield pause(rng)
     host = inst.host or cloud.api_host
     cloud.notify(inst, "soft_delete", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="soft-delete",
-               task_state=None, power_state="shutdown")
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        vm_state="soft-delete",
+        task_state=None,
+        power_state="shutdown",
+    )
     cloud.notify(inst, "soft_delete", "end", source=COMPUTE, host=host, ctx=ctx)
     return True
 
@@ -205,8 +307,9 @@ def restore(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     yield pause(rng)
     host = _node_of(cloud, inst).host
     cloud.notify(inst, "restore", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="active", task_state=None,
-               power_state="running")
+    cloud.save(
+        inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="active", task_state=None, power_state="running"
+    )
     cloud.notify(inst, "restore", "end", source=COMPUTE, host=host, ctx=ctx)
     return True
 
@@ -216,15 +319,21 @@ def reclaim(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     ``delete.start``, ``shutdown.start``, ``shutdown.end``, update (deleted),
     ``delete.end``."""
     yield pause(rng, 5.0, 20.0)
-    yield from _delete_on_compute(cloud, inst, _node_of(cloud, inst).host,
-                                  cloud.periodic_ctx(), rng)
+    yield from _delete_on_compute(cloud, inst, _node_of(cloud, inst).host, cloud.periodic_ctx(), rng)
     return True
 
 
 # -- resize / cold migration ---------------------------------------------------------
-def resize(cloud: Cloud, inst: Instance, rng: random.Random, new_flavor: Flavor | None = None,
-           same_host: bool = False, prep_failures: int = 0, admin: bool = False,
-           stop_after_prep: bool = False) -> Step:
+def resize(
+    cloud: Cloud,
+    inst: Instance,
+    rng: random.Random,
+    new_flavor: Flavor | None = None,
+    same_host: bool = False,
+    prep_failures: int = 0,
+    admin: bool = False,
+    stop_after_prep: bool = False,
+) -> Step:
     """Resize (or cold migration when ``new_flavor`` is the current flavor)
     up to vm_state ``resized``: api update (resize_prep); per dest attempt
     ``exists``, ``resize_prep.start``, [``resize.error`` on a failed claim,
@@ -240,8 +349,7 @@ def resize(cloud: Cloud, inst: Instance, rng: random.Random, new_flavor: Flavor 
     _api_save(cloud, inst, ctx, task_state="resize_prep")
     dest = yield from _resize_prep(cloud, inst, rng, ctx, new, same_host, prep_failures)
     if dest is None:
-        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state,
-                       task_state=None)
+        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state, task_state=None)
         return False
     if stop_after_prep:
         return True
@@ -252,14 +360,20 @@ def resize(cloud: Cloud, inst: Instance, rng: random.Random, new_flavor: Flavor 
     return True
 
 
-def _resize_prep(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, new: Flavor,
-                 same_host: bool, failures: int) -> Generator[float, None, Node | None]:
+def _resize_prep(
+    cloud: Cloud,
+    inst: Instance,
+    rng: random.Random,
+    ctx: Context,
+    new: Flavor,
+    same_host: bool,
+    failures: int,
+) -> Generator[float, None, Node | None]:
     """Scheduling plus ``prep_resize`` on each candidate dest."""
     source = _node_of(cloud, inst)
     tried: set[str] = set() if same_host else {source.host}
     for attempt in range(3):
-        dest = source if same_host else cloud.state.pick_node(
-            new, inst.volume_backed, rng, tried)
+        dest = source if same_host else cloud.state.pick_node(new, inst.volume_backed, rng, tried)
         if dest is None:
             return None
         yield pause(rng)
@@ -267,16 +381,21 @@ def _resize_prep(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context,
         _prep_notify(cloud, inst, ctx, dest.host, "start", new)
         if attempt >= failures:
             inst.new_flavor = new
-            inst.move = Move("resize", source, dest, inst.flavor, new,
-                             holds=[(source, inst.flavor), (dest, new)])
+            inst.move = Move(
+                "resize", source, dest, inst.flavor, new, holds=[(source, inst.flavor), (dest, new)]
+            )
             _prep_notify(cloud, inst, ctx, dest.host, "end", new)
             return dest
         yield pause(rng, 0.1, 0.5)
         cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, task_state="resize_prep")
-        fault = Fault("ComputeResourcesUnavailable",
-                      "Insufficient compute resources: Free memory too low.", "prep_resize")
-        cloud.notify(inst, "resize", "error", source=COMPUTE, host=dest.host, ctx=ctx,
-                     extras=Extras(fault=fault))
+        fault = Fault(
+            "ComputeResourcesUnavailable",
+            "Insufficient compute resources: Free memory too low.",
+            "prep_resize",
+        )
+        cloud.notify(
+            inst, "resize", "error", source=COMPUTE, host=dest.host, ctx=ctx, extras=Extras(fault=fault)
+        )
         _prep_notify(cloud, inst, ctx, dest.host, "end", new)
         if same_host:
             return None
@@ -284,42 +403,60 @@ def _resize_prep(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context,
     return None
 
 
-def _prep_notify(cloud: Cloud, inst: Instance, ctx: Context, host: str, phase: str,
-                 new: Flavor) -> None:
+def _prep_notify(cloud: Cloud, inst: Instance, ctx: Context, host: str, phase: str, new: Flavor) -> None:
     """resize_prep.<phase>; legacy end carries new_instance_type(_id)."""
     legacy = {"new_instance_type": new.name, "new_instance_type_id": new.id}
-    cloud.notify(inst, "resize_prep", phase, source=COMPUTE, host=host, ctx=ctx,
-                 kind="resize_prep", extras=Extras(
-                     new_flavor=new, legacy=legacy if phase == "end" else None))
+    cloud.notify(
+        inst,
+        "resize_prep",
+        phase,
+        source=COMPUTE,
+        host=host,
+        ctx=ctx,
+        kind="resize_prep",
+        extras=Extras(new_flavor=new, legacy=legacy if phase == "end" else None),
+    )
 
 
-def _resize_instance(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context,
-                     source: Node, dest: Node) -> Generator[float, None, None]:
+def _resize_instance(
+    cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node
+) -> Generator[float, None, None]:
     """``resize_instance`` on the source."""
     cloud.save(inst, source=COMPUTE, pub=source.host, ctx=ctx, task_state="resize_migrating")
-    cloud.notify(inst, "resize", "start", source=COMPUTE, host=source.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.notify(inst, "resize", "start", source=COMPUTE, host=source.host, ctx=ctx, extras=BDMS)
     yield pause(rng, 1.0, 6.0)
-    cloud.save(inst, source=COMPUTE, pub=source.host, ctx=ctx, host=dest.host,
-               node=dest.node, old_flavor=inst.flavor, task_state="resize_migrated",
-               power_state="shutdown")
-    cloud.notify(inst, "resize", "end", source=COMPUTE, host=source.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=source.host,
+        ctx=ctx,
+        host=dest.host,
+        node=dest.node,
+        old_flavor=inst.flavor,
+        task_state="resize_migrated",
+        power_state="shutdown",
+    )
+    cloud.notify(inst, "resize", "end", source=COMPUTE, host=source.host, ctx=ctx, extras=BDMS)
 
 
-def _finish_resize(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context,
-                   dest: Node, new: Flavor) -> Generator[float, None, None]:
+def _finish_resize(
+    cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, dest: Node, new: Flavor
+) -> Generator[float, None, None]:
     """``finish_resize`` on the dest: applies the new flavor."""
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, flavor=new,
-               task_state="resize_finish")
-    cloud.notify(inst, "resize_finish", "start", source=COMPUTE, host=dest.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, flavor=new, task_state="resize_finish")
+    cloud.notify(inst, "resize_finish", "start", source=COMPUTE, host=dest.host, ctx=ctx, extras=BDMS)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, vm_state="resized",
-               task_state=None, power_state="running",
-               launched_at=cloud.now().replace(microsecond=0))
-    cloud.notify(inst, "resize_finish", "end", source=COMPUTE, host=dest.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=dest.host,
+        ctx=ctx,
+        vm_state="resized",
+        task_state=None,
+        power_state="running",
+        launched_at=cloud.now().replace(microsecond=0),
+    )
+    cloud.notify(inst, "resize_finish", "end", source=COMPUTE, host=dest.host, ctx=ctx, extras=BDMS)
 
 
 def confirm_resize(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
@@ -351,23 +488,35 @@ def revert_resize(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     move.holds = [(move.source, move.old_flavor)]  # drop_move_claim_at_dest
     yield pause(rng, 0.2, 1.0)
     src = move.source
-    cloud.notify(inst, "resize_revert", "start", source=COMPUTE, host=src.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.notify(inst, "resize_revert", "start", source=COMPUTE, host=src.host, ctx=ctx, extras=BDMS)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(inst, source=COMPUTE, pub=src.host, ctx=ctx, flavor=inst.old_flavor,
-               host=src.host, node=src.node, launched_at=cloud.now().replace(microsecond=0))
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=src.host,
+        ctx=ctx,
+        flavor=inst.old_flavor,
+        host=src.host,
+        node=src.node,
+        launched_at=cloud.now().replace(microsecond=0),
+    )
     inst.move = None
-    cloud.save(inst, source=COMPUTE, pub=src.host, ctx=ctx, vm_state="active",
-               task_state=None, power_state="running")
+    cloud.save(
+        inst, source=COMPUTE, pub=src.host, ctx=ctx, vm_state="active", task_state=None, power_state="running"
+    )
     inst.old_flavor = inst.new_flavor = None
-    cloud.notify(inst, "resize_revert", "end", source=COMPUTE, host=src.host, ctx=ctx,
-                 extras=BDMS)
+    cloud.notify(inst, "resize_revert", "end", source=COMPUTE, host=src.host, ctx=ctx, extras=BDMS)
     return True
 
 
 # -- live migration ------------------------------------------------------------------
-def live_migrate(cloud: Cloud, inst: Instance, rng: random.Random, outcome: str = "success",
-                 rollback_order: str = "source_first") -> Step:
+def live_migrate(
+    cloud: Cloud,
+    inst: Instance,
+    rng: random.Random,
+    outcome: str = "success",
+    rollback_order: str = "source_first",
+) -> Step:
     """Admin live migration: api update (migrating); dest
     ``live_migration_pre.start``/``.end`` (dest holds the flavor); then either
     ``outcome="success"``: ``live_migration_post.start`` (source),
@@ -382,12 +531,17 @@ def live_migrate(cloud: Cloud, inst: Instance, rng: random.Random, outcome: str 
     _api_save(cloud, inst, ctx, task_state="migrating")
     dest = cloud.state.pick_node(inst.flavor, inst.volume_backed, rng, {source.host})
     if dest is None:
-        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state,
-                       task_state=None)
+        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state, task_state=None)
         return False
     yield pause(rng)
-    inst.move = Move("live-migration", source, dest, inst.flavor, inst.flavor,
-                     holds=[(source, inst.flavor), (dest, inst.flavor)])
+    inst.move = Move(
+        "live-migration",
+        source,
+        dest,
+        inst.flavor,
+        inst.flavor,
+        holds=[(source, inst.flavor), (dest, inst.flavor)],
+    )
     cloud.notify(inst, "live_migration_pre", "start", source=COMPUTE, host=dest.host, ctx=ctx)
     yield pause(rng, 0.5, 2.0)
     cloud.notify(inst, "live_migration_pre", "end", source=COMPUTE, host=dest.host, ctx=ctx)
@@ -401,41 +555,49 @@ def live_migrate(cloud: Cloud, inst: Instance, rng: random.Random, outcome: str 
     return True
 
 
-def _live_post(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node,
-               dest: Node) -> Generator[float, None, None]:
+def _live_post(
+    cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node
+) -> Generator[float, None, None]:
     """``_post_live_migration`` (source) and ``post_live_migration_at_destination``."""
-    cloud.notify(inst, "live_migration_post", "start", source=COMPUTE, host=source.host,
-                 ctx=ctx)
+    cloud.notify(inst, "live_migration_post", "start", source=COMPUTE, host=source.host, ctx=ctx)
     stale = dataclasses.replace(inst)  # the source's copy is never refreshed
     yield pause(rng, 0.2, 1.0)
-    cloud.notify(inst, "live_migration_post_dest", "start", source=COMPUTE, host=dest.host,
-                 ctx=ctx)
+    cloud.notify(inst, "live_migration_post_dest", "start", source=COMPUTE, host=dest.host, ctx=ctx)
     inst.move = None
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, host=dest.host, node=dest.node,
-               power_state="running", task_state=None)
-    cloud.notify(inst, "live_migration_post_dest", "end", source=COMPUTE, host=dest.host,
-                 ctx=ctx)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=dest.host,
+        ctx=ctx,
+        host=dest.host,
+        node=dest.node,
+        power_state="running",
+        task_state=None,
+    )
+    cloud.notify(inst, "live_migration_post_dest", "end", source=COMPUTE, host=dest.host, ctx=ctx)
     yield pause(rng, 0.1, 0.5)
     cloud.notify(stale, "live_migration_post", "end", source=COMPUTE, host=source.host, ctx=ctx)
 
 
-def _live_rollback(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context,
-                   source: Node, dest: Node, order: str) -> Generator[float, None, None]:
+def _live_rollback(
+    cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node, order: str
+) -> Generator[float, None, None]:
     """``_rollback_live_migration``: ``rollback.start``, update (task None),
     then ``rollback.end`` (source) and ``rollback_dest.start``/``.end`` (dest)
     whose relative order is not defined (``order``: source_first,
     dest_first, interleaved).  The dest payload is stale (task migrating)."""
-    cloud.notify(inst, "live_migration_rollback", "start", source=COMPUTE, host=source.host,
-                 ctx=ctx)
+    cloud.notify(inst, "live_migration_rollback", "start", source=COMPUTE, host=source.host, ctx=ctx)
     stale = dataclasses.replace(inst)
     cloud.save(inst, source=COMPUTE, pub=source.host, ctx=ctx, task_state=None)
     yield pause(rng, 0.1, 0.5)
     src_end = ("live_migration_rollback", "end", source.host, inst)
     dst_start = ("live_migration_rollback_dest", "start", dest.host, stale)
     dst_end = ("live_migration_rollback_dest", "end", dest.host, stale)
-    steps = {"source_first": [src_end, dst_start, dst_end],
-             "dest_first": [dst_start, dst_end, src_end],
-             "interleaved": [dst_start, src_end, dst_end]}[order]
+    steps = {
+        "source_first": [src_end, dst_start, dst_end],
+        "dest_first": [dst_start, dst_end, src_end],
+        "interleaved": [dst_start, src_end, dst_end],
+    }[order]
     for action, phase, host, snapshot in steps:
         if (action, phase) == ("live_migration_rollback_dest", "end"):
             inst.move = None  # drop_move_claim on the dest
@@ -444,8 +606,9 @@ def _live_rollback(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Contex
 
 
 # -- evacuate / rebuild ------------------------------------------------------------------
-def evacuate(cloud: Cloud, inst: Instance, rng: random.Random, fail: bool = False,
-             stop_after_start: bool = False) -> Step:
+def evacuate(
+    cloud: Cloud, inst: Instance, rng: random.Random, fail: bool = False, stop_after_start: bool = False
+) -> Step:
     """Evacuate from a failed host: api update (rebuilding), ``evacuate``
     (nova-api), ``rebuild_scheduled`` (nova-conductor, publisher host = dest),
     then on the dest ``exists``, ``rebuild.start`` (the claim ran before it),
@@ -462,11 +625,25 @@ def evacuate(cloud: Cloud, inst: Instance, rng: random.Random, fail: bool = Fals
         _no_valid_host(cloud, inst, ctx, "rebuild_server", vm_state="error", task_state=None)
         return False
     yield pause(rng)
-    cloud.notify(inst, "rebuild_scheduled", None, source=CONDUCTOR, host=dest.host, ctx=ctx,
-                 kind="rebuild", legacy_host=cloud.conductor_host)
+    cloud.notify(
+        inst,
+        "rebuild_scheduled",
+        None,
+        source=CONDUCTOR,
+        host=dest.host,
+        ctx=ctx,
+        kind="rebuild",
+        legacy_host=cloud.conductor_host,
+    )
     yield pause(rng)
-    inst.move = Move("evacuation", source, dest, inst.flavor, inst.flavor,
-                     holds=[(source, inst.flavor), (dest, inst.flavor)])  # rebuild_claim
+    inst.move = Move(
+        "evacuation",
+        source,
+        dest,
+        inst.flavor,
+        inst.flavor,
+        holds=[(source, inst.flavor), (dest, inst.flavor)],
+    )  # rebuild_claim
     yield from _rebuild_body(cloud, inst, rng, ctx, dest.host, fail, stop_after_start)
     if fail or stop_after_start:
         return False
@@ -483,39 +660,75 @@ def rebuild(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     host = _node_of(cloud, inst).host
     _api_save(cloud, inst, ctx, task_state="rebuilding", image_ref=str(rand_uuid(rng)))
     yield pause(rng)
-    cloud.notify(inst, "rebuild_scheduled", None, source=CONDUCTOR, host=host, ctx=ctx,
-                 kind="rebuild", legacy_host=cloud.conductor_host)
+    cloud.notify(
+        inst,
+        "rebuild_scheduled",
+        None,
+        source=CONDUCTOR,
+        host=host,
+        ctx=ctx,
+        kind="rebuild",
+        legacy_host=cloud.conductor_host,
+    )
     yield pause(rng)
     yield from _rebuild_body(cloud, inst, rng, ctx, host, False, False)
     return True
 
 
-def _rebuild_body(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, host: str,
-                  fail: bool, stop_after_start: bool) -> Generator[float, None, None]:
+def _rebuild_body(
+    cloud: Cloud,
+    inst: Instance,
+    rng: random.Random,
+    ctx: Context,
+    host: str,
+    fail: bool,
+    stop_after_start: bool,
+) -> Generator[float, None, None]:
     """``_do_rebuild_instance`` on ``host`` (the evacuation dest)."""
     cloud.exists(inst, host, ctx)
     rebuild_extras = Extras(with_bdms=True)
-    cloud.notify(inst, "rebuild", "start", source=COMPUTE, host=host, ctx=ctx, kind="rebuild",
-                 extras=rebuild_extras)
+    cloud.notify(
+        inst, "rebuild", "start", source=COMPUTE, host=host, ctx=ctx, kind="rebuild", extras=rebuild_extras
+    )
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuilding")
     if stop_after_start:
         return
     yield pause(rng, 1.0, 5.0)
     if fail:
-        fault = Fault("VirtualInterfaceCreateException", "Virtual Interface creation failed",
-                      "_virtual_interface_create_failed")
-        cloud.notify(inst, "rebuild", "error", source=COMPUTE, host=host, ctx=ctx,
-                     kind="rebuild", extras=Extras(fault=fault, with_bdms=True))
+        fault = Fault(
+            "VirtualInterfaceCreateException",
+            "Virtual Interface creation failed",
+            "_virtual_interface_create_failed",
+        )
+        cloud.notify(
+            inst,
+            "rebuild",
+            "error",
+            source=COMPUTE,
+            host=host,
+            ctx=ctx,
+            kind="rebuild",
+            extras=Extras(fault=fault, with_bdms=True),
+        )
         inst.move = None  # the claim context manager aborts the dest claim
         cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="error", task_state=None)
         return
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuild_block_device_mapping")
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuild_spawning")
     yield pause(rng, 2.0, 6.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="active", task_state=None,
-               power_state="running", launched_at=cloud.now().replace(microsecond=0))
-    cloud.notify(inst, "rebuild", "end", source=COMPUTE, host=host, ctx=ctx, kind="rebuild",
-                 extras=rebuild_extras)
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        vm_state="active",
+        task_state=None,
+        power_state="running",
+        launched_at=cloud.now().replace(microsecond=0),
+    )
+    cloud.notify(
+        inst, "rebuild", "end", source=COMPUTE, host=host, ctx=ctx, kind="rebuild", extras=rebuild_extras
+    )
 
 
 # -- shelve ----------------------------------------------------------------------------
@@ -534,8 +747,15 @@ def shelve(cloud: Cloud, inst: Instance, rng: random.Random, offload: bool = Tru
     yield pause(rng, 1.0, 4.0)
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="shelving_image_uploading")
     yield pause(rng, 1.0, 4.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="shelved",
-               task_state="shelving_offloading" if offload else None, power_state="shutdown")
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=host,
+        ctx=ctx,
+        vm_state="shelved",
+        task_state="shelving_offloading" if offload else None,
+        power_state="shutdown",
+    )
     cloud.notify(inst, "shelve", "end", source=COMPUTE, host=host, ctx=ctx)
     if offload:
         _offload(cloud, inst, host, ctx)
@@ -557,10 +777,8 @@ def _offload(cloud: Cloud, inst: Instance, host: str, ctx: Context) -> None:
     """``_shelve_offload_instance``: state first, then host/node nulled;
     ``shelve_offload.end`` therefore carries host/node None."""
     cloud.notify(inst, "shelve_offload", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="shelved_offloaded",
-               task_state=None)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=None, node=None,
-               availability_zone=None)
+    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="shelved_offloaded", task_state=None)
+    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=None, node=None, availability_zone=None)
     cloud.notify(inst, "shelve_offload", "end", source=COMPUTE, host=host, ctx=ctx)
 
 
@@ -577,11 +795,20 @@ def unshelve(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     yield pause(rng)
     cloud.notify(inst, "unshelve", "start", source=COMPUTE, host=dest.host, ctx=ctx)
     cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, task_state="spawning")
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, host=dest.host, node=dest.node,
-               availability_zone="nova")
+    cloud.save(
+        inst, source=COMPUTE, pub=dest.host, ctx=ctx, host=dest.host, node=dest.node, availability_zone="nova"
+    )
     yield pause(rng, 2.0, 6.0)
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, vm_state="active", task_state=None,
-               power_state="running", launched_at=cloud.now().replace(microsecond=0))
+    cloud.save(
+        inst,
+        source=COMPUTE,
+        pub=dest.host,
+        ctx=ctx,
+        vm_state="active",
+        task_state=None,
+        power_state="running",
+        launched_at=cloud.now().replace(microsecond=0),
+    )
     cloud.notify(inst, "unshelve", "end", source=COMPUTE, host=dest.host, ctx=ctx)
     return True
 
@@ -610,8 +837,7 @@ def simple_action(cloud: Cloud, inst: Instance, rng: random.Random, action: str)
     yield pause(rng)
     cloud.notify(inst, action, "start", source=COMPUTE, host=host, ctx=ctx)
     yield pause(rng, 0.5, 3.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state=vm_state, task_state=None,
-               power_state=power)
+    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state=vm_state, task_state=None, power_state=power)
     cloud.notify(inst, action, "end", source=COMPUTE, host=host, ctx=ctx)
     return True
 
@@ -624,14 +850,13 @@ def rescue(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     image = Extras(image_id=inst.image_ref or str(rand_uuid(rng)))
     _api_save(cloud, inst, ctx, task_state="rescuing")
     yield pause(rng)
-    cloud.notify(inst, "rescue", "start", source=COMPUTE, host=host, ctx=ctx, kind="rescue",
-                 extras=image)
+    cloud.notify(inst, "rescue", "start", source=COMPUTE, host=host, ctx=ctx, kind="rescue", extras=image)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="rescued", task_state=None,
-               power_state="running")
+    cloud.save(
+        inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="rescued", task_state=None, power_state="running"
+    )
     cloud.exists(inst, host, ctx)
-    cloud.notify(inst, "rescue", "end", source=COMPUTE, host=host, ctx=ctx, kind="rescue",
-                 extras=image)
+    cloud.notify(inst, "rescue", "end", source=COMPUTE, host=host, ctx=ctx, kind="rescue", extras=image)
     return True
 
 
@@ -641,8 +866,7 @@ def lock(cloud: Cloud, inst: Instance, rng: random.Random, locked: bool = True) 
     ctx = cloud.user_ctx(inst)
     reason = "maintenance" if locked and rng.random() < 0.5 else None
     _api_save(cloud, inst, ctx, locked=locked, locked_reason=reason)
-    cloud.notify(inst, "lock" if locked else "unlock", None, source=API, host=cloud.api_host,
-                 ctx=ctx)
+    cloud.notify(inst, "lock" if locked else "unlock", None, source=API, host=cloud.api_host, ctx=ctx)
     yield pause(rng, 0.0, 0.1)
     return True
 
@@ -655,15 +879,13 @@ def snapshot(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     image = Extras(image_id=str(rand_uuid(rng)))
     _api_save(cloud, inst, ctx, task_state="image_snapshot")
     yield pause(rng)
-    cloud.notify(inst, "snapshot", "start", source=COMPUTE, host=host, ctx=ctx,
-                 kind="snapshot", extras=image)
+    cloud.notify(inst, "snapshot", "start", source=COMPUTE, host=host, ctx=ctx, kind="snapshot", extras=image)
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="image_pending_upload")
     yield pause(rng, 1.0, 5.0)
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="image_uploading")
     yield pause(rng, 1.0, 5.0)
     cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state=None)
-    cloud.notify(inst, "snapshot", "end", source=COMPUTE, host=host, ctx=ctx, kind="snapshot",
-                 extras=image)
+    cloud.notify(inst, "snapshot", "end", source=COMPUTE, host=host, ctx=ctx, kind="snapshot", extras=image)
     return True
 
 
@@ -676,13 +898,24 @@ def audit(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
 
 
 # -- random stories -------------------------------------------------------------------------
+def _can_resize_to(inst: Instance, new: Flavor) -> bool:
+    """Targets the API and libvirt accept: local disks never shrink, and an
+    image-backed instance cannot move to a root_gb=0 flavor from a sized one."""
+    old = inst.flavor
+    if new == old or new.ephemeral_gb < old.ephemeral_gb:
+        return False
+    if inst.volume_backed:
+        return True
+    return new.root_gb >= old.root_gb and not (new.root_gb == 0 and old.root_gb > 0)
+
+
 def _other_flavor(inst: Instance, rng: random.Random) -> Flavor:
-    """A resize target different from the current flavor."""
-    return rng.choice([f for f in CATALOGUE if f != inst.flavor])
+    """A valid resize target (the current flavor, i.e. a cold migration, if none)."""
+    targets = [f for f in CATALOGUE if _can_resize_to(inst, f)]
+    return rng.choice(targets) if targets else inst.flavor
 
 
-def _resize_then(cloud: Cloud, inst: Instance, rng: random.Random, finish: str,
-                 **kwargs: object) -> Step:
+def _resize_then(cloud: Cloud, inst: Instance, rng: random.Random, finish: str, **kwargs: object) -> Step:
     """Resize followed by confirm or revert."""
     if not (yield from resize(cloud, inst, rng, **kwargs)):  # type: ignore[arg-type]
         return False
@@ -707,14 +940,31 @@ def _actions_for(cloud: Cloud, inst: Instance, rng: random.Random) -> list[tuple
             (1, audit(cloud, inst, rng)),
             (3, _resize_then(cloud, inst, rng, "confirm", new_flavor=_other_flavor(inst, rng))),
             (2, _resize_then(cloud, inst, rng, "revert", new_flavor=_other_flavor(inst, rng))),
-            (1, _resize_then(cloud, inst, rng, rng.choice(["confirm", "revert"]),
-                             new_flavor=_other_flavor(inst, rng), same_host=True)),
-            (1, _resize_then(cloud, inst, rng, "confirm", new_flavor=_other_flavor(inst, rng),
-                             prep_failures=1)),
+            (
+                1,
+                _resize_then(
+                    cloud,
+                    inst,
+                    rng,
+                    rng.choice(["confirm", "revert"]),
+                    new_flavor=_other_flavor(inst, rng),
+                    same_host=True,
+                ),
+            ),
+            (
+                1,
+                _resize_then(
+                    cloud, inst, rng, "confirm", new_flavor=_other_flavor(inst, rng), prep_failures=1
+                ),
+            ),
             (2, _resize_then(cloud, inst, rng, "confirm", admin=True)),  # cold migration
             (3, live_migrate(cloud, inst, rng)),
-            (1, live_migrate(cloud, inst, rng, "rollback",
-                             rng.choice(["source_first", "dest_first", "interleaved"]))),
+            (
+                1,
+                live_migrate(
+                    cloud, inst, rng, "rollback", rng.choice(["source_first", "dest_first", "interleaved"])
+                ),
+            ),
             (1, evacuate(cloud, inst, rng)),
             (0.5, evacuate(cloud, inst, rng, fail=True)),
             (1, rebuild(cloud, inst, rng) if inst.image_ref else audit(cloud, inst, rng)),
@@ -772,11 +1022,11 @@ def _open_move(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     if kind == "resized":
         return (yield from resize(cloud, inst, rng, new_flavor=_other_flavor(inst, rng)))
     if kind == "same_host":
-        return (yield from resize(cloud, inst, rng, new_flavor=_other_flavor(inst, rng),
-                                  same_host=True))
+        return (yield from resize(cloud, inst, rng, new_flavor=_other_flavor(inst, rng), same_host=True))
     if kind == "prep":
-        return (yield from resize(cloud, inst, rng, new_flavor=_other_flavor(inst, rng),
-                                  stop_after_prep=True))
+        return (
+            yield from resize(cloud, inst, rng, new_flavor=_other_flavor(inst, rng), stop_after_prep=True)
+        )
     if kind == "live_pre":
         return (yield from live_migrate(cloud, inst, rng, outcome="pre"))
     return (yield from evacuate(cloud, inst, rng, stop_after_start=True))

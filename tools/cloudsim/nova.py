@@ -171,34 +171,59 @@ class NovaState:
         usage, vms = self.node_usage(), self.running_vms()
         nodes: dict[str, dict[str, int | str]] = {}
         for node in self.nodes:
-            nodes[node.key] = {"host": node.host, "node": node.node, **usage[node.key],
-                               "running_vms": vms[node.key]}
-        projects: dict[str, dict[str, int | str]] = dict(self.project_usage().items())
+            nodes[node.key] = {
+                "host": node.host,
+                "node": node.node,
+                **usage[node.key],
+                "running_vms": vms[node.key],
+            }
+        projects: dict[str, dict[str, int | str]] = {
+            key: dict(row) for key, row in self.project_usage().items()
+        }
         return {"nodes": nodes, "projects": projects}
 
     def inventory(self) -> list[dict[str, int | str]]:
         """Static capacity of every node (what the hypervisor reports)."""
-        return [{"host": n.host, "node": n.node, "vcpus": n.vcpus,
-                 "memory_mb": n.memory_mb, "local_gb": n.local_gb} for n in self.nodes]
+        return [
+            {
+                "host": n.host,
+                "node": n.node,
+                "vcpus": n.vcpus,
+                "memory_mb": n.memory_mb,
+                "local_gb": n.local_gb,
+            }
+            for n in self.nodes
+        ]
 
     def fits(self, node: Node, flavor: Flavor, volume_backed: bool, cpu_ratio: float) -> bool:
         """Placement-style capacity check (cpu overcommit, no ram/disk overcommit)."""
         used = self.node_usage()[node.key]
-        return (used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
-                and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
-                and used["local_gb"] + rt_disk_gb(flavor, volume_backed) <= node.local_gb)
+        return (
+            used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
+            and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
+            and used["local_gb"] + rt_disk_gb(flavor, volume_backed) <= node.local_gb
+        )
 
-    def pick_node(self, flavor: Flavor, volume_backed: bool, rng: random.Random,
-                  exclude_hosts: set[str] | frozenset[str] = frozenset(),
-                  cpu_ratio: float = 4.0) -> Node | None:
+    def pick_node(
+        self,
+        flavor: Flavor,
+        volume_backed: bool,
+        rng: random.Random,
+        exclude_hosts: set[str] | frozenset[str] = frozenset(),
+        cpu_ratio: float = 4.0,
+    ) -> Node | None:
         """The scheduler: a random node that fits, None means NoValidHost."""
-        candidates = [n for n in self.nodes if n.host not in exclude_hosts
-                      and self.fits(n, flavor, volume_backed, cpu_ratio)]
+        candidates = [
+            n
+            for n in self.nodes
+            if n.host not in exclude_hosts and self.fits(n, flavor, volume_backed, cpu_ratio)
+        ]
         return rng.choice(candidates) if candidates else None
 
 
-def make_nodes(hosts: int, nodes_per_host: int, rng: random.Random,
-               domain: str = "example.org") -> list[Node]:
+def make_nodes(
+    hosts: int, nodes_per_host: int, rng: random.Random, domain: str = "example.org"
+) -> list[Node]:
     """Heterogeneous nodes; node names always differ from host names."""
     shapes = [(16, 65536, 500), (24, 98304, 800), (32, 131072, 1000)]
     nodes = []

@@ -19,7 +19,7 @@ from oslo_context import context as oslo_context
 from cloudsim.envelope import Message, inner
 
 
-class SimContext(oslo_context.RequestContext):  # type: ignore[misc]
+class SimContext(oslo_context.RequestContext):
     """A RequestContext whose ``to_dict`` is the simulated nova context.
 
     Notifier drops plain-dict contexts and sends ``redacted_copy().to_dict()``
@@ -28,10 +28,15 @@ class SimContext(oslo_context.RequestContext):  # type: ignore[misc]
     """
 
     def __init__(self, values: dict[str, Any]) -> None:
-        super().__init__(user_id=values.get("user_id"), project_id=values.get("project_id"),
-                         request_id=values.get("request_id"), is_admin=values.get("is_admin"),
-                         roles=values.get("roles") or [], auth_token=values.get("auth_token"),
-                         overwrite=False)
+        super().__init__(
+            user_id=values.get("user_id"),
+            project_id=values.get("project_id"),
+            request_id=values.get("request_id"),
+            is_admin=values.get("is_admin"),
+            roles=values.get("roles") or [],
+            auth_token=values.get("auth_token"),
+            overwrite=False,
+        )
         self.values = dict(values)
 
     def redacted_copy(self, **kwargs: Any) -> SimContext:
@@ -46,8 +51,7 @@ class SimContext(oslo_context.RequestContext):  # type: ignore[misc]
 def context_of(notification: dict[str, Any]) -> SimContext:
     """Rebuild the request context from the packed ``_context_*`` keys."""
     prefix = "_context_"
-    return SimContext({k[len(prefix):]: v for k, v in notification.items()
-                       if k.startswith(prefix)})
+    return SimContext({k[len(prefix) :]: v for k, v in notification.items() if k.startswith(prefix)})
 
 
 def make_transport(transport_url: str, exchange: str) -> Any:
@@ -58,9 +62,13 @@ def make_transport(transport_url: str, exchange: str) -> Any:
     return oslo_messaging.get_notification_transport(conf, url=transport_url)
 
 
-def publish(messages: Sequence[Message], transport_url: str, exchange: str = "nova",
-            rate: float | None = None,
-            progress: Callable[[int, dict[str, Any]], None] | None = None) -> None:
+def publish(
+    messages: Sequence[Message],
+    transport_url: str,
+    exchange: str = "nova",
+    rate: float | None = None,
+    progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> None:
     """Send every message in order, at most ``rate`` per second if given."""
     transport = make_transport(transport_url, exchange)
     notifiers: dict[tuple[str, str], oslo_messaging.Notifier] = {}
@@ -71,8 +79,8 @@ def publish(messages: Sequence[Message], transport_url: str, exchange: str = "no
             key = (topic, note["publisher_id"])
             if key not in notifiers:
                 notifiers[key] = oslo_messaging.Notifier(
-                    transport, publisher_id=note["publisher_id"], driver="messagingv2",
-                    topics=[topic])
+                    transport, publisher_id=note["publisher_id"], driver="messagingv2", topics=[topic]
+                )
             send = getattr(notifiers[key], note["priority"].lower())
             send(context_of(note), note["event_type"], note["payload"])
             if progress:

@@ -28,13 +28,11 @@ def load_location(data: dict[str, Any] | None) -> Location | None:
 def load_move(data: dict[str, Any] | None) -> Move | None:
     if data is None:
         return None
-    dest = load_location(data["dest"])
-    assert dest is not None
     return Move(
         **{
             **data,
             "source": load_location(data["source"]),
-            "dest": dest,
+            "dest": Location(**data["dest"]),
             "old_flavor": load_flavor(data["old_flavor"]),
             "new_flavor": load_flavor(data["new_flavor"]),
         }
@@ -58,12 +56,10 @@ def load_state(data: dict[str, Any]) -> InstanceState:
 
 
 def load_event(data: dict[str, Any]) -> InstanceEvent:
-    timestamp = _load_time(data["timestamp"])
-    assert timestamp is not None
     return InstanceEvent(
         **{
             **data,
-            "timestamp": timestamp,
+            "timestamp": datetime.datetime.fromisoformat(data["timestamp"]),
             "flavor": load_flavor(data["flavor"]),
             "new_flavor": load_flavor(data["new_flavor"]),
         }

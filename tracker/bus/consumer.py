@@ -26,6 +26,7 @@ from tracker.bus.relay import Relay
 from tracker.db.api import Store
 from tracker.db.apply import Outcome
 from tracker.errors import TrackerError
+from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
 from tracker.retry import is_transient_db_error, log_retry, reconnect_wait
 
@@ -44,7 +45,7 @@ class ConfigurationError(TrackerError):
 class Work:
     epoch: int
     message: Any
-    decision: decide.Decision
+    event: InstanceEvent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,8 +163,8 @@ class Worker:
     def _on_message(self, message: Any) -> None:
         self.metrics.incr("received")
         decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
-        if decision.kind == decide.APPLY:
-            self._lanes.submit(decision.lane_key, Work(self._epoch, message, decision))
+        if decision.event is not None:
+            self._lanes.submit(decision.lane_key, Work(self._epoch, message, decision.event))
         elif decision.kind == decide.IGNORE:
             self.metrics.incr("ignored")
             LOG.debug("ignored %s: %s", decision.event_type, decision.reason)
@@ -173,9 +174,8 @@ class Worker:
 
     def _process(self, work: Work) -> Done:
         """Runs in a lane thread: the database transaction, nothing else."""
-        assert work.decision.event is not None
         try:
-            outcome = self._store.apply(work.decision.event)
+            outcome = self._store.apply(work.event)
         except Exception as error:  # noqa: BLE001 - reported to the consumer thread
             return Done(work, error=error)
         if outcome.changed_nodes:
@@ -197,14 +197,13 @@ class Worker:
             # and applying it again changes nothing.
             self.metrics.incr("redelivery_expected")
             return
-        if done.error is None:
-            assert done.outcome is not None
+        if done.outcome is not None:
             self.metrics.incr(done.outcome.status)
             done.work.message.ack()
-        elif is_transient_db_error(done.error):
+        elif done.error is not None and is_transient_db_error(done.error):
             self.metrics.incr("left_for_redelivery")  # stopping while the database was down
         else:
-            LOG.error("applying %s failed", done.work.decision.event_type, exc_info=done.error)
+            LOG.error("applying %s failed", done.work.event.action, exc_info=done.error)
             self._set_aside(done.work.message, f"{type(done.error).__name__}: {done.error}")
 
     def _set_aside(self, message: Any, reason: str) -> None:

@@ -66,7 +66,8 @@ class Store:
         missing.create(self.db, creation, self._defaults)
         with self.db.transaction() as session:
             node = node_rows.find(session, host, hypervisor_hostname)
-            assert node is not None
+            if node is None:
+                raise ConcurrentUpdate(f"compute node {host}/{hypervisor_hostname} vanished")
             locked = node_rows.lock(session, [node.id])[node.id]
             for name, value in dataclasses.asdict(inventory).items():
                 if value is not None:

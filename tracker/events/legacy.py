@@ -15,9 +15,7 @@ from tracker.events.envelope import Notification
 from tracker.events.model import Flavor, InstanceEvent
 
 
-def parse_flavor(data: Mapping[str, Any]) -> Flavor | None:
-    if data.get("memory_mb") is None and data.get("vcpus") is None:
-        return None
+def parse_flavor(data: Mapping[str, Any]) -> Flavor:
     return Flavor(
         vcpus=fields.size(data, "vcpus"),
         memory_mb=fields.size(data, "memory_mb"),
@@ -46,7 +44,7 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         project_id=fields.optional_text(data, "tenant_id"),
         host=fields.optional_text(data, "host"),
         node=fields.optional_text(data, "node"),
-        vm_state=fields.optional_text(data, "state"),
+        vm_state=fields.required_text(data, "state"),
         task_state=fields.optional_text(data, "state_description"),
         flavor=parse_flavor(data),
         new_flavor_name=fields.optional_text(data, "new_instance_type"),

@@ -50,7 +50,6 @@ def is_boot_from_volume(data: Mapping[str, Any]) -> bool:
 
 def parse_instance(notification: Notification, action: str) -> InstanceEvent:
     data = object_data(notification.payload, "payload")
-    flavor_primitive = fields.mapping(data, "flavor")
     new_flavor_primitive = fields.mapping(data, "new_flavor")
     return InstanceEvent(
         message_id=notification.message_id,
@@ -61,9 +60,11 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         project_id=fields.optional_text(data, "tenant_id"),
         host=fields.optional_text(data, "host"),
         node=fields.optional_text(data, "node"),
-        vm_state=fields.optional_text(data, "state"),
+        vm_state=fields.required_text(data, "state"),
         task_state=fields.optional_text(data, "task_state"),
-        flavor=parse_flavor(flavor_primitive) if flavor_primitive else None,
+        # Every InstancePayload embeds the instance's flavor: without it the
+        # message is not what Nova sends.
+        flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
         is_error=notification.priority == "ERROR",

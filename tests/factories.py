@@ -1,0 +1,144 @@
+"""Nova-shaped payloads and envelopes for tests, modelled on Nova's notification samples."""
+
+import datetime
+import json
+import uuid
+from typing import Any
+
+from tracker.events.model import Flavor, InstanceEvent
+
+T0 = datetime.datetime(2026, 8, 21, 21, 0, 0, 1)
+
+
+def flavor_payload(
+    vcpus: int = 2,
+    memory_mb: int = 2048,
+    root_gb: int = 20,
+    ephemeral_gb: int = 0,
+    swap: int = 0,
+    name: str = "m1.small",
+) -> dict[str, Any]:
+    return {
+        "nova_object.name": "FlavorPayload",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.4",
+        "nova_object.data": {
+            "flavorid": name,
+            "name": name,
+            "memory_mb": memory_mb,
+            "vcpus": vcpus,
+            "root_gb": root_gb,
+            "ephemeral_gb": ephemeral_gb,
+            "swap": swap,
+            "rxtx_factor": 1.0,
+            "vcpu_weight": 0,
+            "disabled": False,
+            "is_public": True,
+            "extra_specs": {},
+            "projects": None,
+            "description": None,
+        },
+    }
+
+
+def instance_payload(
+    uuid_: str,
+    host: str | None = "cmp1",
+    node: str | None = "cmp1.example.org",
+    state: str = "active",
+    task_state: str | None = None,
+    flavor: dict[str, Any] | None = None,
+    new_flavor: dict[str, Any] | None = None,
+    image_uuid: str = "a2459075-d96c-40d5-893e-577ff92e721c",
+    project: str = "6f70656e737461636b20342065766572",
+    name: str = "InstanceActionPayload",
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "uuid": uuid_,
+        "tenant_id": project,
+        "user_id": "fake",
+        "host": host,
+        "node": node,
+        "state": state,
+        "task_state": task_state,
+        "power_state": "running",
+        "flavor": flavor or flavor_payload(),
+        "image_uuid": image_uuid,
+        "display_name": "some-server",
+        "availability_zone": "nova",
+        "block_devices": [],
+    }
+    if new_flavor is not None:
+        data["new_flavor"] = new_flavor
+    return {
+        "nova_object.name": name,
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.9",
+        "nova_object.data": data,
+    }
+
+
+def message(
+    event_type: str,
+    payload: dict[str, Any],
+    publisher: str = "nova-compute:cmp1",
+    timestamp: datetime.datetime = T0,
+    priority: str = "INFO",
+) -> dict[str, Any]:
+    """The inner oslo message dict, with a request context as oslo packs it."""
+    return {
+        "message_id": str(uuid.uuid4()),
+        "publisher_id": publisher,
+        "event_type": event_type,
+        "priority": priority,
+        "payload": payload,
+        "timestamp": str(timestamp),
+        "_unique_id": uuid.uuid4().hex,
+        "_context_auth_token": "gAAAAABsecret-token",
+        "_context_user_id": "fake",
+        "_context_project_id": "6f70656e737461636b20342065766572",
+        "_context_request_id": "req-5b6c791d-5709-4f36-8fbe-c3e02869e35d",
+        "_context_roles": ["admin"],
+    }
+
+
+def envelope(inner: dict[str, Any]) -> dict[str, str]:
+    return {"oslo.version": "2.0", "oslo.message": json.dumps(inner)}
+
+
+def flavor(
+    vcpus: int = 2, memory_mb: int = 2048, root_gb: int = 20, ephemeral_gb: int = 0, swap: int = 0
+) -> Flavor:
+    return Flavor(vcpus, memory_mb, root_gb, ephemeral_gb, swap)
+
+
+def event(
+    action: str,
+    seconds: float,
+    host: str | None = "cmp1",
+    node: str | None = "cmp1.example.org",
+    publisher: str | None = None,
+    state: str = "active",
+    task_state: str | None = None,
+    flavor_: Flavor | None = None,
+    new_flavor: Flavor | None = None,
+    instance: str = "inst-1",
+    project: str = "proj-1",
+    bfv: bool = False,
+) -> InstanceEvent:
+    """An already-parsed event, for the pure accounting tests."""
+    return InstanceEvent(
+        message_id=str(uuid.uuid4()),
+        action=action,
+        timestamp=T0 + datetime.timedelta(seconds=seconds),
+        publisher_host=publisher or host,
+        instance_uuid=instance,
+        project_id=project,
+        host=host,
+        node=node,
+        vm_state=state,
+        task_state=task_state,
+        flavor=flavor_ or flavor(),
+        new_flavor=new_flavor,
+        boot_from_volume=bfv,
+    )

@@ -1,0 +1,228 @@
+"""The whole pipeline on real RabbitMQ and PostgreSQL, with stock oslo.messaging at both ends."""
+
+import json
+import threading
+import time
+import uuid
+
+import kombu
+import oslo_messaging
+import pytest
+from oslo_config import cfg
+
+from tests import factories
+from tests.conftest import RABBIT_URL, make_conf, require
+from tracker.bus import amqp
+from tracker.bus.consumer import ConfigurationError, Worker
+from tracker.db import migration
+from tracker.db.api import NodeInventory, Store
+from tracker.db.engine import Database
+
+pytestmark = pytest.mark.functional
+SECRET = "gAAAAABsecret-token-never-logged"
+
+
+def _wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+class CapacityEndpoint:
+    """What a scheduler writes: a plain oslo.messaging notification endpoint."""
+
+    def __init__(self):
+        self.received = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.received.append((publisher_id, event_type, payload))
+
+
+@pytest.fixture
+def names():
+    suffix = uuid.uuid4().hex[:8]
+    return {
+        "nova": f"nova-{suffix}",
+        "tracker": f"tracker-{suffix}",
+        "queue": f"tracker-notifications-{suffix}",
+        "dlq": f"tracker-dlq-{suffix}",
+    }
+
+
+def _conf(url, names, **extra):
+    return make_conf(
+        url,
+        DEFAULT={"transport_url": RABBIT_URL, "host": "tracker-test"},
+        nova_notifications={
+            "exchange": names["nova"],
+            "queue": names["queue"],
+            "dead_letter_queue": names["dlq"],
+            **extra,
+        },
+        capacity_notifications={"exchange": names["tracker"], "relay_interval": 0.1},
+        worker={"shutdown_timeout": 10.0},
+    )
+
+
+def _delete_entities(names):
+    with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+        channel = connection.channel()
+        for queue in (
+            names["queue"],
+            names["dlq"],
+            "versioned_notifications.info",
+            "versioned_notifications.error",
+        ):
+            channel.queue_delete(queue)
+        for exchange in (names["nova"], names["tracker"]):
+            channel.exchange_delete(exchange)
+
+
+class Running:
+    def __init__(self, conf):
+        self.db = Database.from_conf(conf)
+        migration.upgrade(self.db.engine)
+        self.stopping = threading.Event()
+        self.store = Store(self.db, conf, self.stopping)
+        self.worker = Worker(conf, self.store, self.stopping)
+        self.thread = threading.Thread(target=self.worker.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        _wait_for(lambda: self.worker._channel is not None)
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+        self.db.dispose()
+
+
+def _notifier(names, tmp_path):
+    """Nova's side: the control exchange comes from its config file, as in nova.conf."""
+    path = tmp_path / "nova.conf"
+    path.write_text(f"[DEFAULT]\ncontrol_exchange = {names['nova']}\n")
+    conf = cfg.ConfigOpts()
+    conf(["--config-file", str(path)])
+    return oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
+
+
+def _listener(names, endpoint):
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
+    targets = [oslo_messaging.Target(exchange=names["tracker"], topic="capacity_notifications")]
+    return oslo_messaging.get_notification_listener(transport, targets, [endpoint], executor="threading")
+
+
+def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names, caplog, tmp_path):
+    require("rabbitmq")
+    conf = _conf(postgresql_url, names)
+    endpoint = CapacityEndpoint()
+    listener = _listener(names, endpoint)
+    listener.start()
+    try:
+        with Running(conf) as running:
+            running.store.set_node(
+                "cmp1", "cmp1.example.org", NodeInventory(vcpus=16, memory_mb=32768, local_gb=400)
+            )
+            transport = _notifier(names, tmp_path)
+            notifier = oslo_messaging.Notifier(
+                transport,
+                publisher_id="nova-compute:cmp1",
+                driver="messagingv2",
+                topics=["versioned_notifications"],
+            )
+            context = {"auth_token": SECRET, "user_id": "fake", "project_id": "p1"}
+            flavor = factories.flavor_payload(vcpus=4, memory_mb=4096, root_gb=40, ephemeral_gb=0, swap=1024)
+            payload = factories.instance_payload("11111111-2222-3333-4444-555555555555", flavor=flavor)
+            notifier.info(context, "instance.create.end", payload)
+            _wait_for(lambda: running.worker.metrics["applied"] == 1)
+
+            with running.db.engine.connect() as connection:
+                row = connection.exec_driver_sql(
+                    "SELECT vcpus_used, memory_mb_used, local_gb_used, running_vms FROM compute_nodes"
+                ).one()
+                assert tuple(row) == (4, 4096, 41, 1)
+                allocation = connection.exec_driver_sql("SELECT role, vcpus FROM allocations").one()
+                assert tuple(allocation) == ("instance", 4)
+
+            deleted = factories.instance_payload(
+                "11111111-2222-3333-4444-555555555555", state="deleted", flavor=flavor
+            )
+            notifier.info(context, "instance.delete.end", deleted)
+            _wait_for(lambda: running.worker.metrics["applied"] == 2)
+            _wait_for(lambda: any(p["generation"] == 3 for _, _, p in endpoint.received))
+            transport.cleanup()
+    finally:
+        listener.stop()
+        listener.wait()
+        _delete_entities(names)
+
+    publisher, event_type, last = next(r for r in endpoint.received if r[2]["generation"] == 3)
+    assert (publisher, event_type) == ("tracker:tracker-test", "capacity.update")
+    assert last["resources"]["vcpus"] == {
+        "total": 16,
+        "reserved": 0,
+        "allocation_ratio": 4.0,
+        "used": 0,
+        "capacity": 64,
+        "free": 64,
+    }
+    assert last["running_vms"] == 0
+    generations = [p["generation"] for _, _, p in endpoint.received]
+    assert generations == sorted(generations)
+    assert SECRET not in caplog.text
+
+
+def test_poison_is_dead_lettered_without_context_and_consuming_goes_on(postgresql_url, names, tmp_path):
+    require("rabbitmq")
+    conf = _conf(postgresql_url, names)
+    try:
+        with Running(conf) as running:
+            transport = _notifier(names, tmp_path)
+            notifier = oslo_messaging.Notifier(
+                transport,
+                publisher_id="nova-compute:cmp1",
+                driver="messagingv2",
+                topics=["versioned_notifications"],
+            )
+            notifier.info({"auth_token": SECRET}, "instance.create.end", {"nova_object.data": {"uuid": "x"}})
+            notifier.info({"auth_token": SECRET}, "instance.create.end", factories.instance_payload("u-ok"))
+            _wait_for(
+                lambda: (
+                    running.worker.metrics["dead_lettered"] == 1 and running.worker.metrics["applied"] == 1
+                )
+            )
+            transport.cleanup()
+        with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+            dead = amqp.dead_letter_queue(conf)(connection.default_channel).get(no_ack=True)
+        assert dead is not None
+        assert dead.headers["x-tracker-reason"].startswith("InvalidPayload")
+        assert dead.headers["x-original-routing-key"] == "versioned_notifications.info"
+        body = json.loads(dead.body)
+        assert body["event_type"] == "instance.create.end"
+        assert SECRET not in str(dead.body)
+        assert not [key for key in body if key.startswith("_context_")]
+    finally:
+        _delete_entities(names)
+
+
+def test_exchange_declared_differently_is_a_clear_configuration_error(postgresql_url, names):
+    require("rabbitmq")
+    with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+        kombu.Exchange(names["nova"], type="topic", durable=True)(connection.default_channel).declare()
+    conf = _conf(postgresql_url, names)
+    db = Database.from_conf(conf)
+    migration.upgrade(db.engine)
+    stopping = threading.Event()
+    try:
+        with pytest.raises(ConfigurationError, match="amqp_durable_queues"):
+            Worker(conf, Store(db, conf, stopping), stopping).run()
+    finally:
+        db.dispose()
+        _delete_entities(names)

@@ -1,0 +1,82 @@
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy.exc
+import tenacity
+
+from tests.conftest import make_conf
+from tracker import retry
+from tracker.errors import ConcurrentUpdate
+
+
+class _PgError(Exception):
+    def __init__(self, pgcode):
+        super().__init__(pgcode)
+        self.pgcode = pgcode
+
+
+def _dbapi(orig, invalidated=False):
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConcurrentUpdate("generation moved"),
+        _dbapi(_PgError("40P01")),  # deadlock_detected
+        _dbapi(_PgError("40001")),  # serialization_failure
+        _dbapi(Exception(1213, "Deadlock found")),  # MySQL ER_LOCK_DEADLOCK
+        _dbapi(Exception(2013, "Lost connection")),
+        _dbapi(sqlite3.OperationalError("database is locked")),
+        _dbapi(Exception("server closed"), invalidated=True),
+        sqlalchemy.exc.DisconnectionError("gone"),
+    ],
+)
+def test_transient_faults_are_retried(error):
+    assert retry.is_transient_db_error(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlalchemy.exc.IntegrityError("INSERT", {}, _PgError("23505")),
+        _dbapi(Exception(1054, "Unknown column")),
+        ValueError("bug"),
+    ],
+)
+def test_permanent_faults_are_not_retried(error):
+    assert not retry.is_transient_db_error(error)
+
+
+def test_backoff_is_jittered_exponential_and_capped():
+    wait = retry.exponential_wait(0.5, 4.0)
+    for attempt in range(1, 12):
+        state = tenacity.RetryCallState(None, None, (), {})
+        state.attempt_number = attempt
+        assert 0 <= wait(state) <= min(4.0, 0.5 * 2**attempt)
+
+
+def test_db_retrying_retries_transient_then_succeeds():
+    conf = make_conf()
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConcurrentUpdate("race")
+        return "done"
+
+    assert retry.db_retrying(conf)(flaky) == "done"
+    assert len(calls) == 3
+
+
+def test_db_retrying_gives_up_when_stopping():
+    stopping = threading.Event()
+    stopping.set()
+
+    def always():
+        raise ConcurrentUpdate("race")
+
+    with pytest.raises(ConcurrentUpdate):
+        retry.db_retrying(make_conf(), stopping)(always)

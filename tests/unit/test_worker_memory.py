@@ -1,0 +1,120 @@
+"""The worker loop on kombu's in-process ``memory://`` transport."""
+
+import json
+import threading
+import time
+import uuid
+
+import kombu
+import pytest
+
+from tests import factories
+from tests.conftest import make_conf
+from tracker.bus import amqp
+from tracker.bus.consumer import Worker
+from tracker.db import migration
+from tracker.db.api import Store
+from tracker.db.engine import Database
+
+
+def _wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def memory_conf(tmp_path):
+    suffix = uuid.uuid4().hex[:8]
+    return make_conf(
+        f"sqlite:///{tmp_path}/worker.sqlite",
+        DEFAULT={"transport_url": "memory://"},
+        nova_notifications={
+            "exchange": f"nova-{suffix}",
+            "queue": f"q-{suffix}",
+            "dead_letter_queue": f"dlq-{suffix}",
+        },
+        capacity_notifications={"exchange": f"tracker-{suffix}", "relay_interval": 0.05},
+        worker={"shutdown_timeout": 5.0},
+    )
+
+
+@pytest.fixture
+def running_worker(memory_conf):
+    db = Database.from_conf(memory_conf)
+    migration.upgrade(db.engine)
+    stopping = threading.Event()
+    worker = Worker(memory_conf, Store(db, memory_conf, stopping), stopping)
+    # a subscriber queue on the capacity exchange, declared before anything is published
+    connection = kombu.Connection("memory://")
+    capacity = kombu.Queue(
+        "subscriber", amqp.capacity_exchange(memory_conf), routing_key="capacity_notifications.info"
+    )
+    capacity(connection.default_channel).declare()
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    _wait_for(lambda: worker._channel is not None)
+    yield worker, connection, capacity
+    stopping.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    db.dispose()
+
+
+def _publish(connection, conf, body, routing_key="versioned_notifications.info"):
+    producer = kombu.Producer(connection.default_channel)
+    producer.publish(
+        json.dumps(body),
+        exchange=amqp.nova_exchange(conf),
+        routing_key=routing_key,
+        content_type="application/json",
+    )
+
+
+def test_worker_applies_acks_dead_letters_and_announces(running_worker, memory_conf):
+    worker, connection, capacity = running_worker
+    create = factories.message("instance.create.end", factories.instance_payload("u1"))
+    _publish(connection, memory_conf, factories.envelope(create))
+    _publish(connection, memory_conf, {"oslo.version": "2.0", "oslo.message": "{broken"})
+    _publish(connection, memory_conf, factories.envelope(factories.message("service.update", {})))
+    _wait_for(
+        lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] + worker.metrics["ignored"] == 3
+    )
+
+    views = worker._store.node_views()
+    assert [(v["host"], v["running_vms"], v["resources"]["vcpus"]["used"]) for v in views] == [("cmp1", 1, 2)]
+
+    dead = amqp.dead_letter_queue(memory_conf)(connection.default_channel).get()
+    assert "oslo.message is not JSON" in dead.headers["x-tracker-reason"]
+
+    _wait_for(lambda: worker.relay.published >= 1)
+    announced = capacity(connection.default_channel).get()
+    inner = json.loads(json.loads(announced.body)["oslo.message"])
+    assert inner["event_type"] == "capacity.update"
+    assert inner["payload"]["generation"] == 1
+    assert inner["payload"]["resources"]["vcpus"]["used"] == 2
+
+
+def test_redelivered_message_is_acked_without_double_counting(running_worker, memory_conf):
+    worker, connection, _ = running_worker
+    body = factories.envelope(factories.message("instance.create.end", factories.instance_payload("u1")))
+    _publish(connection, memory_conf, body)
+    _publish(connection, memory_conf, body)
+    _wait_for(lambda: worker.metrics["applied"] + worker.metrics["duplicate"] == 2)
+    assert worker.metrics["duplicate"] == 1
+    assert worker._store.node_views()[0]["running_vms"] == 1
+
+
+def test_error_routing_key_is_consumed_too(running_worker, memory_conf):
+    worker, connection, _ = running_worker
+    error = factories.message(
+        "instance.create.error",
+        factories.instance_payload("u1", host=None, node=None, state="error"),
+        priority="ERROR",
+    )
+    _publish(connection, memory_conf, factories.envelope(error), routing_key="versioned_notifications.error")
+    _wait_for(lambda: worker.metrics["received"] == 1)
+    _wait_for(lambda: worker.metrics["unchanged"] == 1)
