@@ -4,7 +4,7 @@ import pytest
 
 from tests import factories
 from tracker.db.api import NodeInventory
-from tracker.db.apply import APPLIED, DUPLICATE, STALE, UNCHANGED
+from tracker.db.apply import AFTER_DELETE, APPLIED, DUPLICATE, STALE, UNCHANGED
 
 NODE = ("cmp1", "cmp1.example.org")
 
@@ -52,8 +52,8 @@ def test_same_event_republished_under_another_message_id_changes_nothing(store):
 def test_late_update_never_resurrects_a_deleted_instance(store):
     store.apply(factories.event("create.end", 1))
     store.apply(factories.event("delete.end", 3, state="deleted"))
-    assert store.apply(factories.event("update", 2)).status == STALE
-    assert store.apply(factories.event("update", 9)).status == STALE
+    assert store.apply(factories.event("update", 2)).status == AFTER_DELETE
+    assert store.apply(factories.event("update", 9)).status == AFTER_DELETE
     assert _used(store) == (0, 0, 0, 0)
 
 

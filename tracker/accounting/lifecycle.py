@@ -171,7 +171,8 @@ def _resize_prep_end(state: InstanceState, event: InstanceEvent) -> InstanceStat
     move = _current_resize(state, event) or _resize_move(state, event)
     if move.prep_failed:
         return dataclasses.replace(state, move=None)
-    held = dataclasses.replace(move, dest_held=True)
+    # Legacy resize.prep.start names no new flavor; resize.prep.end does.
+    held = dataclasses.replace(move, dest_held=True, new_flavor=event.new_flavor or move.new_flavor)
     return dataclasses.replace(state, move=held, location=move.source)
 
 

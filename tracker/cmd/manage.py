@@ -12,7 +12,7 @@ from tracker import replay
 from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
-from tracker.db import migration
+from tracker.db import flavors, migration
 from tracker.db.api import NodeInventory, Store
 
 _INVENTORY_ARGS: tuple[tuple[str, type], ...] = (
@@ -42,6 +42,24 @@ def _add_parsers(subparsers: Any) -> None:
     node_set.set_defaults(func=node_set_cmd)
     node.add_parser("list", help="Print every node.").set_defaults(func=node_list)
 
+    flavor = subparsers.add_parser("flavor", help="Flavor catalogue (legacy format).").add_subparsers(
+        dest="flavor_action"
+    )
+    flavor_set = flavor.add_parser("set", help="Add or replace one flavor.")
+    flavor_set.add_argument("flavorid")
+    flavor_set.add_argument("name")
+    for name, _unit in _FLAVOR_ARGS:
+        flavor_set.add_argument(
+            "--" + name.replace("_", "-"), dest=name, type=int, required=name in _REQUIRED_SIZES
+        )
+    flavor_set.set_defaults(func=flavor_set_cmd)
+    flavor_import = flavor.add_parser(
+        "import", help="Load a JSON list: 'openstack flavor list --long -f json', or Nova field names."
+    )
+    flavor_import.add_argument("file")
+    flavor_import.set_defaults(func=flavor_import_cmd)
+    flavor.add_parser("list", help="Print the catalogue.").set_defaults(func=flavor_list)
+
     replay_parser = subparsers.add_parser("replay", help="Apply a JSON-lines file of notifications.")
     replay_parser.add_argument("file", help="path, or - for standard input")
     replay_parser.add_argument(
@@ -50,6 +68,16 @@ def _add_parsers(subparsers: Any) -> None:
     replay_parser.set_defaults(func=replay_cmd)
 
     subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
+
+
+_FLAVOR_ARGS = (
+    ("vcpus", ""),
+    ("memory_mb", "MiB"),
+    ("root_gb", "GiB"),
+    ("ephemeral_gb", "GiB"),
+    ("swap", "MiB"),
+)
+_REQUIRED_SIZES = ("vcpus", "memory_mb", "root_gb")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +116,33 @@ def node_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
 
 def node_list(conf: cfg.ConfigOpts, store: Store) -> int:
     print(render(store.node_views(), store.project_usage(), "table"))
+    return 0
+
+
+def flavor_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    args = conf.command
+    record = {name: getattr(args, name) for name, _ in _FLAVOR_ARGS}
+    record.update(
+        flavorid=args.flavorid, name=args.name, swap=args.swap or 0, ephemeral_gb=args.ephemeral_gb or 0
+    )
+    store.set_flavors([flavors.from_record(record)])
+    return flavor_list(conf, store)
+
+
+def flavor_import_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    with open(conf.command.file, encoding="utf-8") as handle:
+        records = json.load(handle)
+    store.set_flavors([flavors.from_record(record) for record in records])
+    print(f"imported {len(records)} flavors")
+    return 0
+
+
+def flavor_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    for f in store.flavors():
+        print(
+            f"{f.flavorid:<20}{f.name:<24}vcpus={f.vcpus} memory_mb={f.memory_mb} root_gb={f.root_gb} "
+            f"ephemeral_gb={f.ephemeral_gb} swap={f.swap}"
+        )
     return 0
 
 

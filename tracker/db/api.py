@@ -12,12 +12,12 @@ from oslo_config import cfg
 from tracker.accounting.state import Location
 from tracker.db import apply as applying
 from tracker.db import capacity as node_capacity
-from tracker.db import missing, usage
+from tracker.db import flavors, missing, usage
 from tracker.db import nodes as node_rows
 from tracker.db.engine import Database
 from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, ProjectUsage
 from tracker.errors import ConcurrentUpdate
-from tracker.events.model import InstanceEvent
+from tracker.events.model import Flavor, InstanceEvent
 from tracker.retry import db_retrying
 
 # Instance row, node rows, project row: each may need creating once.
@@ -76,6 +76,16 @@ class Store:
             session.flush()
             usage.write_outbox(session, {locked.id: locked})
             return node_capacity.payload(locked)
+
+    def set_flavors(self, catalogue: list[Flavor]) -> None:
+        """Add or replace flavors; legacy events are completed from them."""
+        with self.db.transaction() as session:
+            for flavor in catalogue:
+                flavors.upsert(session, flavor)
+
+    def flavors(self) -> list[Flavor]:
+        with self.db.transaction() as session:
+            return flavors.listing(session)
 
     def node_views(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:

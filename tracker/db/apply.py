@@ -14,8 +14,8 @@ from tracker.accounting import allocations as alloc
 from tracker.accounting import lifecycle
 from tracker.accounting.state import InstanceState, Location
 from tracker.accounting.usage import Usage
+from tracker.db import flavors, nodes, usage
 from tracker.db import history as hist
-from tracker.db import nodes, usage
 from tracker.db.missing import MissingRows
 from tracker.db.models import ComputeNode
 from tracker.events.model import InstanceEvent
@@ -26,6 +26,7 @@ APPLIED = "applied"
 UNCHANGED = "unchanged"
 DUPLICATE = "duplicate"
 STALE = "stale"
+AFTER_DELETE = "after_delete"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +37,11 @@ class Outcome:
 
 def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) -> Outcome:
     history = hist.lock(session, event.instance_uuid)
+    event = flavors.complete(session, event)
     if history.knows(event):
         return Outcome(DUPLICATE)
+    if history.base.deleted:
+        return Outcome(AFTER_DELETE)  # the tombstone: nothing resurrects an instance
     if history.is_stale(event):
         return Outcome(STALE)
     state = lifecycle.derive(history.base, [*history.events, event])

@@ -28,7 +28,7 @@ class History:
     def is_stale(self, event: Event) -> bool:
         """Older than the snapshot: it can no longer be put in its place."""
         last = self.base.last_timestamp
-        return self.base.deleted or (last is not None and event.timestamp <= last)
+        return last is not None and event.timestamp <= last
 
 
 def stored_time(event: Event) -> str:

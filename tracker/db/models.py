@@ -122,6 +122,20 @@ class ProjectUsage(Base):
     instances: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
 
 
+class Flavor(Base):
+    """The flavor catalogue: what legacy payloads do not say (swap, a new flavor's sizes)."""
+
+    __tablename__ = "flavors"
+
+    flavorid: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255), unique=True)
+    vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    root_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    ephemeral_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    swap: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+
+
 class CapacityOutbox(Base):
     """Capacity notifications written with the usage change, published after commit."""
 

@@ -50,4 +50,5 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         new_flavor_name=fields.optional_text(data, "new_instance_type"),
         boot_from_volume=is_boot_from_volume(data),
         is_error=notification.priority == "ERROR",
+        legacy=True,
     )

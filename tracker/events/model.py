@@ -43,6 +43,9 @@ class InstanceEvent:
     new_flavor_name: str | None = None
     boot_from_volume: bool = False
     is_error: bool = False
+    # Legacy payloads lack swap and name the new flavor only: the flavor
+    # catalogue completes them before they are stored.
+    legacy: bool = False
 
     @property
     def dedupe_key(self) -> str:

@@ -1,0 +1,393 @@
+"""Every row of nova-events.md's event table, in both notification formats.
+
+Each scenario is one Nova lifecycle as Nova emits it (publisher, payload host
+and state at each step); after every step the usage of every node is checked
+against what Nova's resource tracker holds at that point.
+"""
+
+import pytest
+
+from tests.steps import NEW, NODES, OLD, Step, hold, plus, render
+from tracker.bus import decide
+from tracker.db.api import NodeInventory
+
+A_OLD = {"A": hold(OLD, 1)}
+B_OLD = {"B": hold(OLD, 1)}
+
+
+def _built(host="A"):
+    return [Step("create.end", host, host, expect={host: hold(OLD, 1)})]
+
+
+SCENARIOS = {
+    "build": [
+        Step("create.start", "A", None, state="building", task="spawning"),
+        Step("create.end", "A", "A", expect=A_OLD),
+    ],
+    "build_rescheduled_after_create_error": [
+        Step("create.start", "A", None, state="building"),
+        Step("create.error", "A", None, state="building", task="spawning"),
+        Step("create.start", "B", None, state="building"),
+        Step("create.end", "B", "B", expect=B_OLD),
+    ],
+    "build_boot_from_volume": [
+        Step("create.end", "A", "A", bfv=True, expect={"A": hold(OLD, 1, bfv=True)}),
+    ],
+    "delete_from_compute": [
+        *_built(),
+        Step("delete.start", "A", "A", task="deleting", expect=A_OLD),
+        Step("delete.end", "A", "A", state="deleted"),
+    ],
+    "local_delete_of_never_scheduled_instance": [
+        Step("create.start", "A", None, state="building"),
+        Step("delete.start", "api", None, state="building", task="deleting"),
+        Step("delete.end", "api", None, state="deleted"),
+    ],
+    "local_delete_from_api_while_compute_is_down": [
+        *_built(),
+        Step("delete.end", "api", "A", state="deleted"),
+    ],
+    "soft_delete_still_counts_then_restore": [
+        *_built(),
+        Step("soft_delete.end", "A", "A", state="soft-delete", expect=A_OLD),
+        Step("restore.end", "A", "A", expect=A_OLD),
+    ],
+    "soft_delete_then_reclaim": [
+        *_built(),
+        Step("soft_delete.end", "A", "A", state="soft-delete", expect=A_OLD),
+        Step("delete.end", "A", "A", state="deleted"),
+    ],
+    "shelve_still_counts": [
+        *_built(),
+        Step("shelve.end", "A", "A", state="shelved", expect=A_OLD),
+    ],
+    "shelve_offload_frees_with_null_host": [
+        *_built(),
+        Step("shelve.end", "A", "A", state="shelved", task="shelving_offloading", expect=A_OLD),
+        Step("shelve_offload.start", "A", "A", state="shelved", task="shelving_offloading", expect=A_OLD),
+        Step("shelve_offload.end", "A", None, state="shelved_offloaded"),
+    ],
+    "unshelve_claims_on_the_new_host": [
+        *_built(),
+        Step("shelve_offload.end", "A", None, state="shelved_offloaded"),
+        Step("unshelve.start", "B", None, state="shelved_offloaded", task="unshelving"),
+        # the claim set host/node; allow_resource_removal is false while spawning
+        Step("update", "B", "B", state="shelved_offloaded", task="spawning", expect=B_OLD),
+        Step("unshelve.end", "B", "B", expect=B_OLD),
+    ],
+    "resize_to_another_host_then_confirm": [
+        *_built(),
+        Step("resize_prep.start", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step(
+            "resize_prep.end",
+            "B",
+            "A",
+            task="resize_prep",
+            new_flavor=NEW,
+            expect={"A": hold(OLD, 1), "B": hold(NEW)},
+        ),
+        Step("resize.start", "A", "A", task="resize_migrating", expect={"A": hold(OLD, 1), "B": hold(NEW)}),
+        Step("resize.end", "A", "B", task="resize_migrated", expect={"A": hold(OLD), "B": hold(NEW, 1)}),
+        Step(
+            "resize_finish.start",
+            "B",
+            "B",
+            task="resize_finish",
+            flavor=NEW,
+            expect={"A": hold(OLD), "B": hold(NEW, 1)},
+        ),
+        Step(
+            "resize_finish.end",
+            "B",
+            "B",
+            state="resized",
+            flavor=NEW,
+            expect={"A": hold(OLD), "B": hold(NEW, 1)},
+        ),
+        Step(
+            "resize_confirm.start",
+            "A",
+            "B",
+            state="resized",
+            flavor=NEW,
+            expect={"A": hold(OLD), "B": hold(NEW, 1)},
+        ),
+        Step("resize_confirm.end", "A", "B", flavor=NEW, expect={"B": hold(NEW, 1)}),
+    ],
+    "resize_revert_frees_the_destination": [
+        *_built(),
+        Step("resize_prep.start", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step(
+            "resize_prep.end",
+            "B",
+            "A",
+            task="resize_prep",
+            new_flavor=NEW,
+            expect={"A": hold(OLD, 1), "B": hold(NEW)},
+        ),
+        Step("resize.end", "A", "B", task="resize_migrated", expect={"A": hold(OLD), "B": hold(NEW, 1)}),
+        Step(
+            "resize_finish.end",
+            "B",
+            "B",
+            state="resized",
+            flavor=NEW,
+            expect={"A": hold(OLD), "B": hold(NEW, 1)},
+        ),
+        Step(
+            "resize_revert.start",
+            "A",
+            "B",
+            state="resized",
+            task="resize_reverting",
+            flavor=NEW,
+            expect=A_OLD,
+        ),
+        Step("resize_revert.end", "A", "A", expect=A_OLD),
+    ],
+    "same_host_resize_holds_both_flavors_then_confirm": [
+        *_built(),
+        Step(
+            "resize_prep.end",
+            "A",
+            "A",
+            task="resize_prep",
+            new_flavor=NEW,
+            expect={"A": plus(hold(OLD, 1), hold(NEW))},
+        ),
+        Step("resize.end", "A", "A", task="resize_migrated", expect={"A": plus(hold(OLD), hold(NEW, 1))}),
+        Step(
+            "resize_finish.end",
+            "A",
+            "A",
+            state="resized",
+            flavor=NEW,
+            expect={"A": plus(hold(OLD), hold(NEW, 1))},
+        ),
+        Step("resize_confirm.end", "A", "A", flavor=NEW, expect={"A": hold(NEW, 1)}),
+    ],
+    "same_host_resize_revert": [
+        *_built(),
+        Step(
+            "resize_prep.end",
+            "A",
+            "A",
+            task="resize_prep",
+            new_flavor=NEW,
+            expect={"A": plus(hold(OLD, 1), hold(NEW))},
+        ),
+        Step("resize.end", "A", "A", task="resize_migrated", expect={"A": plus(hold(OLD), hold(NEW, 1))}),
+        Step(
+            "resize_finish.end",
+            "A",
+            "A",
+            state="resized",
+            flavor=NEW,
+            expect={"A": plus(hold(OLD), hold(NEW, 1))},
+        ),
+        Step(
+            "resize_revert.start",
+            "A",
+            "A",
+            state="resized",
+            task="resize_reverting",
+            flavor=NEW,
+            expect=A_OLD,
+        ),
+        Step("resize_revert.end", "A", "A", expect=A_OLD),
+    ],
+    "resize_error_at_prep_then_rescheduled": [
+        *_built(),
+        Step("resize_prep.start", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step("resize.error", "B", "A", task="resize_prep", expect=A_OLD),
+        Step("resize_prep.end", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step("resize_prep.start", "C", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step(
+            "resize_prep.end",
+            "C",
+            "A",
+            task="resize_prep",
+            new_flavor=NEW,
+            expect={"A": hold(OLD, 1), "C": hold(NEW)},
+        ),
+    ],
+    "cold_migration_is_a_resize_to_the_same_flavor": [
+        *_built(),
+        Step(
+            "resize_prep.end",
+            "B",
+            "A",
+            task="resize_prep",
+            new_flavor=OLD,
+            expect={"A": hold(OLD, 1), "B": hold(OLD)},
+        ),
+        Step("resize.end", "A", "B", task="resize_migrated", expect={"A": hold(OLD), "B": hold(OLD, 1)}),
+        Step("resize_finish.end", "B", "B", state="resized", expect={"A": hold(OLD), "B": hold(OLD, 1)}),
+        Step("resize_confirm.end", "A", "B", expect=B_OLD),
+    ],
+    "live_migration": [
+        *_built(),
+        Step(
+            "live_migration_pre.start", "B", "A", task="migrating", expect={"A": hold(OLD, 1), "B": hold(OLD)}
+        ),
+        Step(
+            "live_migration_pre.end", "B", "A", task="migrating", expect={"A": hold(OLD, 1), "B": hold(OLD)}
+        ),
+        Step(
+            "live_migration_post.start",
+            "A",
+            "A",
+            task="migrating",
+            expect={"A": hold(OLD, 1), "B": hold(OLD)},
+        ),
+        Step(
+            "live_migration_post_dest.start",
+            "B",
+            "A",
+            task="migrating",
+            expect={"A": hold(OLD, 1), "B": hold(OLD)},
+        ),
+        Step("live_migration_post_dest.end", "B", "B", expect=B_OLD),
+        # stale: still names the source, and must move nothing
+        Step("live_migration_post.end", "A", "A", task="migrating", expect=B_OLD),
+    ],
+    "live_migration_rollback": [
+        *_built(),
+        Step(
+            "live_migration_pre.start", "B", "A", task="migrating", expect={"A": hold(OLD, 1), "B": hold(OLD)}
+        ),
+        Step(
+            "live_migration_rollback.start",
+            "A",
+            "A",
+            task="migrating",
+            expect={"A": hold(OLD, 1), "B": hold(OLD)},
+        ),
+        Step("live_migration_rollback.end", "A", "A", expect=A_OLD),
+        Step("live_migration_rollback_dest.start", "B", "A", task="migrating", expect=A_OLD),
+        Step("live_migration_rollback_dest.end", "B", "A", task="migrating", expect=A_OLD),
+    ],
+    "live_migration_rollback_dest_first": [
+        *_built(),
+        Step(
+            "live_migration_pre.end", "B", "A", task="migrating", expect={"A": hold(OLD, 1), "B": hold(OLD)}
+        ),
+        Step("live_migration_rollback_dest.end", "B", "A", task="migrating", expect=A_OLD),
+        Step("live_migration_rollback.end", "A", "A", expect=A_OLD),
+    ],
+    "evacuate": [
+        *_built(),
+        Step("rebuild_scheduled", "B", "A", task="rebuilding", expect=A_OLD),
+        Step("exists", "B", "A", task="rebuilding", expect=A_OLD),
+        Step("rebuild.start", "B", "A", task="rebuilding", expect={"A": hold(OLD, 1), "B": hold(OLD)}),
+        Step("rebuild.end", "B", "A", expect=B_OLD),
+        Step("update", "B", "B", expect=B_OLD),
+    ],
+    "evacuate_failure_keeps_the_failed_host": [
+        *_built(),
+        Step("rebuild.start", "B", "A", task="rebuilding", expect={"A": hold(OLD, 1), "B": hold(OLD)}),
+        Step("rebuild.error", "B", "A", state="error", expect=A_OLD),
+    ],
+    "plain_rebuild_changes_nothing": [
+        *_built(),
+        Step("rebuild.start", "A", "A", task="rebuilding", expect=A_OLD),
+        Step("rebuild.end", "A", "A", expect=A_OLD),
+    ],
+    "stats_only_actions": [
+        *_built(),
+        *[
+            Step(action, "A", "A", state=state, expect=A_OLD)
+            for action, state in [
+                ("power_off.end", "stopped"),
+                ("power_on.end", "active"),
+                ("pause.end", "paused"),
+                ("unpause.end", "active"),
+                ("suspend.end", "suspended"),
+                ("resume.end", "active"),
+                ("reboot.end", "active"),
+                ("rescue.end", "rescued"),
+                ("unrescue.end", "active"),
+                ("snapshot.end", "active"),
+                ("interface_attach.end", "active"),
+                ("volume_attach.end", "active"),
+                ("trigger_crash_dump.end", "active"),
+            ]
+        ],
+    ],
+    "error_state_still_counts": [
+        *_built(),
+        Step("update", "A", "A", state="error", expect=A_OLD),
+    ],
+    "exists_snapshot_brings_in_an_unknown_instance": [
+        Step("exists", "A", "A", expect=A_OLD),
+    ],
+    "update_to_deleted_frees": [
+        *_built(),
+        Step("update", "A", "A", state="deleted"),
+        Step("delete.end", "A", "A", state="deleted"),
+    ],
+}
+
+VERSIONED_ONLY_SCENARIOS = {
+    "lock_is_stats_only": [
+        *_built(),
+        Step("lock", "api", "A", expect=A_OLD),
+        Step("unlock", "api", "A", expect=A_OLD),
+    ],
+    "evacuate_notification_from_api": [
+        *_built(),
+        Step("evacuate", "api", "A", task="rebuilding", expect=A_OLD),
+    ],
+}
+
+
+def _register(store):
+    for letter, node in NODES.items():
+        store.set_node(f"cmp{letter}", node, NodeInventory(vcpus=64, memory_mb=262144, local_gb=2000))
+    store.set_flavors([OLD, NEW])
+
+
+def _usage(store):
+    usage = {}
+    for view in store.node_views():
+        letter = view["host"][-1]
+        r = view["resources"]
+        figures = (r["vcpus"]["used"], r["memory_mb"]["used"], r["local_gb"]["used"], view["running_vms"])
+        if figures != (0, 0, 0, 0):
+            usage[letter] = figures
+    return usage
+
+
+def _run(store, steps, fmt):
+    _register(store)
+    for second, step in enumerate(steps, start=1):
+        decision = decide.decide(render(step, fmt, "inst-1", second), 1 << 20)
+        assert decision.event is not None, decision.reason
+        store.apply(decision.event)
+        assert _usage(store) == step.expect, f"after {step.action} from {step.publisher}"
+    assert store.audit() == []
+
+
+@pytest.mark.parametrize("fmt", ["versioned", "legacy"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_lifecycle(store, name, fmt):
+    _run(store, SCENARIOS[name], fmt)
+
+
+@pytest.mark.parametrize("name", sorted(VERSIONED_ONLY_SCENARIOS))
+def test_versioned_only_lifecycle(store, name):
+    _run(store, VERSIONED_ONLY_SCENARIOS[name], "versioned")
+
+
+@pytest.mark.parametrize("fmt", ["versioned", "legacy"])
+def test_project_usage_includes_move_holds(store, fmt):
+    steps = SCENARIOS["resize_to_another_host_then_confirm"][:3]
+    _run(store, steps, fmt)
+    (project,) = store.project_usage()
+    assert project == {
+        "project_id": "proj-1",
+        "vcpus": 6,
+        "memory_mb": 6144,
+        "local_gb": 21 + 45,
+        "instances": 1,
+    }
