@@ -11,7 +11,6 @@ import logging
 from sqlalchemy import orm
 
 from tracker.accounting import allocations as alloc
-from tracker.accounting import lifecycle
 from tracker.accounting.state import InstanceState, Location
 from tracker.accounting.usage import Usage
 from tracker.db import flavors, nodes, usage
@@ -38,20 +37,26 @@ class Outcome:
 def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) -> Outcome:
     history = hist.lock(session, event.instance_uuid)
     event = flavors.complete(session, event)
-    if history.knows(event):
+    if hist.knows(session, event.instance_uuid, event):
         return Outcome(DUPLICATE)
     if history.base.deleted:
         return Outcome(AFTER_DELETE)  # the tombstone: nothing resurrects an instance
     if history.is_stale(event):
         return Outcome(STALE)
-    state = lifecycle.derive(history.base, [*history.events, event])
-    old = usage.current_holdings(session, event.instance_uuid)
-    new = _resolve(session, alloc.allocations(state), old)
-    changed = _apply_holdings(session, state, old, new)
-    hist.append(session, history, event)
+    state = hist.derive(session, history, event)
+    changed = _reallocate(session, history.current, state)
+    hist.record(session, history, event, state)
     hist.compact(session, history, state, history_limit)
-    hist.summarize(history.record, state)
     return Outcome(APPLIED if changed else UNCHANGED, changed)
+
+
+def _reallocate(session: orm.Session, before: InstanceState | None, after: InstanceState) -> tuple[int, ...]:
+    """Move the instance's holdings if its allocations changed; most events change none."""
+    if before is not None and alloc.allocations(before) == alloc.allocations(after):
+        return ()
+    old = usage.current_holdings(session, after.uuid)
+    new = _resolve(session, alloc.allocations(after), old)
+    return _apply_holdings(session, after, old, new)
 
 
 def _apply_holdings(

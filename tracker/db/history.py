@@ -1,4 +1,10 @@
-"""An instance's folded snapshot and its recent events, as stored."""
+"""An instance's snapshot, current state and recent events, as stored.
+
+``base_state`` is the snapshot the kept events fold onto; ``state`` is the
+result of folding all of them. An event later than everything seen folds
+onto ``state`` directly; a late one is put in its place among the kept
+events and the state is derived again from ``base_state``.
+"""
 
 import dataclasses
 import json
@@ -15,20 +21,22 @@ from tracker.events.model import InstanceEvent as Event
 
 @dataclasses.dataclass
 class History:
-    """What re-deriving an instance needs: the locked row, its snapshot, its events."""
+    """The locked instance row and the states it stores."""
 
     record: Instance
     base: InstanceState
-    events: list[Event]
-
-    def knows(self, event: Event) -> bool:
-        """Redelivered (same message id) or republished (same action, host and time)."""
-        return any(e.message_id == event.message_id or e.dedupe_key == event.dedupe_key for e in self.events)
+    current: InstanceState | None
 
     def is_stale(self, event: Event) -> bool:
         """Older than the snapshot: it can no longer be put in its place."""
         last = self.base.last_timestamp
         return last is not None and event.timestamp <= last
+
+    def is_in_order(self, event: Event) -> bool:
+        if self.current is None:
+            return False
+        last = self.current.last_timestamp
+        return last is None or event.timestamp > last
 
 
 def stored_time(event: Event) -> str:
@@ -37,26 +45,45 @@ def stored_time(event: Event) -> str:
 
 
 def lock(session: orm.Session, instance_uuid: str) -> History:
-    """Lock the instance row (every event of it serializes here), then read its events."""
+    """Lock the instance row: every event of one instance serializes here."""
     record = session.get(Instance, instance_uuid, with_for_update=True, populate_existing=True)
     if record is None:
         raise MissingRows(instance_uuid=instance_uuid)
+    base = _load(record.base_state) or InstanceState(uuid=record.uuid)
+    return History(record, base, _load(record.state))
+
+
+def _load(text: str) -> InstanceState | None:
+    return codec.load_state(json.loads(text)) if text else None
+
+
+def knows(session: orm.Session, instance_uuid: str, event: Event) -> bool:
+    """Redelivered (same message id) or republished (same action, host and time)."""
+    query = sa.select(InstanceEvent.id).where(
+        InstanceEvent.instance_uuid == instance_uuid,
+        sa.or_(InstanceEvent.message_id == event.message_id, InstanceEvent.dedupe_key == event.dedupe_key),
+    )
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def events(session: orm.Session, instance_uuid: str) -> list[Event]:
     rows = session.scalars(
-        sa.select(InstanceEvent)
+        sa.select(InstanceEvent.data)
         .where(InstanceEvent.instance_uuid == instance_uuid)
         .order_by(InstanceEvent.timestamp, InstanceEvent.id)
     )
-    events = [codec.load_event(json.loads(row.data)) for row in rows]
-    return History(record, _base(record), events)
+    return [codec.load_event(json.loads(data)) for data in rows]
 
 
-def _base(record: Instance) -> InstanceState:
-    if not record.base_state:
-        return InstanceState(uuid=record.uuid)
-    return codec.load_state(json.loads(record.base_state))
+def derive(session: orm.Session, history: History, event: Event) -> InstanceState:
+    """The state with ``event`` applied: folded on, or put in its place if late."""
+    if history.is_in_order(event) and history.current is not None:
+        return lifecycle.apply(history.current, event)
+    return lifecycle.derive(history.base, [*events(session, history.record.uuid), event])
 
 
-def append(session: orm.Session, history: History, event: Event) -> None:
+def record(session: orm.Session, history: History, event: Event, state: InstanceState) -> None:
+    """Keep the event and the new state; summary columns are for humans."""
     session.add(
         InstanceEvent(
             instance_uuid=history.record.uuid,
@@ -66,36 +93,34 @@ def append(session: orm.Session, history: History, event: Event) -> None:
             data=json.dumps(codec.dump(event)),
         )
     )
-    history.events.append(event)
+    row = history.record
+    row.event_count += 1
+    row.state = json.dumps(codec.dump(state))
+    row.project_id = state.project_id
+    row.host = state.location.host if state.location else None
+    row.node = state.location.node if state.location else None
+    row.vm_state = state.vm_state
+    row.task_state = state.task_state
+    row.deleted = state.deleted
 
 
 def compact(session: orm.Session, history: History, state: InstanceState, limit: int) -> None:
     """Fold the oldest events into the snapshot; after a delete, fold them all.
 
-    The tombstone keeps only the snapshot: any later event is stale.
+    The tombstone keeps only the snapshot: any later event is refused.
     """
-    events = sorted(history.events, key=lifecycle.order_key)
-    keep = 0 if state.deleted else limit // 2
-    if not state.deleted and len(events) <= limit:
+    row = history.record
+    if not state.deleted and row.event_count <= limit:
         return
-    folded, kept = events[: len(events) - keep], events[len(events) - keep :]
-    base = lifecycle.derive(history.base, folded)
-    history.record.base_state = json.dumps(codec.dump(base))
     session.flush()
+    kept = events(session, row.uuid)
+    keep = 0 if state.deleted else limit // 2
+    folded = kept[: len(kept) - keep]
+    row.base_state = json.dumps(codec.dump(lifecycle.derive(history.base, folded)))
+    row.event_count = len(kept) - len(folded)
     session.execute(
         sa.delete(InstanceEvent).where(
-            InstanceEvent.instance_uuid == history.record.uuid,
+            InstanceEvent.instance_uuid == row.uuid,
             InstanceEvent.message_id.in_([e.message_id for e in folded]),
         )
     )
-    history.base, history.events = base, kept
-
-
-def summarize(record: Instance, state: InstanceState) -> None:
-    """Human-readable columns; the truth is the snapshot plus the events."""
-    record.project_id = state.project_id
-    record.host = state.location.host if state.location else None
-    record.node = state.location.node if state.location else None
-    record.vm_state = state.vm_state
-    record.task_state = state.task_state
-    record.deleted = state.deleted

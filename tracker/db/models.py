@@ -69,7 +69,10 @@ class Instance(Base):
     vm_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(32))
     task_state: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
     deleted: orm.Mapped[bool] = orm.mapped_column(sa.Boolean, default=False)
+    # snapshot the kept events fold onto, and the state after all of them
     base_state: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    state: orm.Mapped[str] = orm.mapped_column(sa.Text, server_default="")
+    event_count: orm.Mapped[int] = orm.mapped_column(sa.Integer, server_default="0")
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
         sa.DateTime, default=_utcnow, onupdate=_utcnow
     )
@@ -79,7 +82,10 @@ class InstanceEvent(Base):
     """The recent events of an instance, from which its state is re-derived."""
 
     __tablename__ = "instance_events"
-    __table_args__ = (sa.UniqueConstraint("instance_uuid", "message_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("instance_uuid", "message_id"),
+        sa.Index("ix_instance_events_instance_uuid_dedupe_key", "instance_uuid", "dedupe_key"),
+    )
 
     id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     instance_uuid: orm.Mapped[str] = orm.mapped_column(
