@@ -3,7 +3,6 @@
 import json
 import threading
 import time
-import uuid
 
 import kombu
 import oslo_messaging
@@ -39,17 +38,6 @@ class CapacityEndpoint:
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         self.received.append((publisher_id, event_type, payload))
-
-
-@pytest.fixture
-def names():
-    suffix = uuid.uuid4().hex[:8]
-    return {
-        "nova": f"nova-{suffix}",
-        "tracker": f"tracker-{suffix}",
-        "queue": f"tracker-notifications-{suffix}",
-        "dlq": f"tracker-dlq-{suffix}",
-    }
 
 
 def _conf(url, names, **extra):
