@@ -13,4 +13,5 @@ def names():
         "tracker": f"tracker-{suffix}",
         "queue": f"tracker-notifications-{suffix}",
         "dlq": f"tracker-dlq-{suffix}",
+        "scheduler": f"scheduler-{suffix}",
     }

@@ -19,6 +19,13 @@ from tracker.db.engine import Database
 
 pytestmark = pytest.mark.functional
 SECRET = "gAAAAABsecret-token-never-logged"
+# oslo's notifier declares these on each exchange it publishes to
+NOVA_DEFAULT_QUEUES = (
+    "versioned_notifications.info",
+    "versioned_notifications.error",
+    "notifications.info",
+    "notifications.error",
+)
 
 
 def _wait_for(predicate, timeout=20.0):
@@ -58,12 +65,7 @@ def _conf(url, names, **extra):
 def _delete_entities(names):
     with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
         channel = connection.channel()
-        for queue in (
-            names["queue"],
-            names["dlq"],
-            "versioned_notifications.info",
-            "versioned_notifications.error",
-        ):
+        for queue in (names["queue"], names["dlq"], names["scheduler"], *NOVA_DEFAULT_QUEUES):
             channel.queue_delete(queue)
         for exchange in (names["nova"], names["tracker"]):
             channel.exchange_delete(exchange)
@@ -100,11 +102,14 @@ def _notifier(names, tmp_path):
 
 
 def _listener(names, endpoint):
+    """A scheduler's listener; its pool gives it a queue of its own (queue names are per vhost)."""
     conf = cfg.ConfigOpts()
     conf([])
     transport = oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
     targets = [oslo_messaging.Target(exchange=names["tracker"], topic="capacity_notifications")]
-    return oslo_messaging.get_notification_listener(transport, targets, [endpoint], executor="threading")
+    return oslo_messaging.get_notification_listener(
+        transport, targets, [endpoint], executor="threading", pool=names["scheduler"]
+    )
 
 
 def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names, caplog, tmp_path):
