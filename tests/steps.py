@@ -11,27 +11,14 @@ import dataclasses
 import datetime
 from typing import Any
 
+from cloudsim.envelope import LEGACY_ACTIONS
+
 from tests import factories
 from tracker.events.model import Flavor
 
 NODES = {"A": "a.example.org", "B": "b.example.org", "C": "c.example.org"}
 OLD = Flavor(2, 2048, 20, 0, 1536, name="m1.old", flavorid="f-old")  # disk 20 + 1536 // 1024 = 21
 NEW = Flavor(4, 4096, 40, 5, 512, name="m1.new", flavorid="f-new")  # disk 40 + 5 + 0 = 45
-
-# versioned action → legacy suffix (nova-events.md, "Name mapping"); None: versioned only
-_LEGACY_NAMES = {
-    "resize_prep": "resize.prep",
-    "resize_finish": "finish_resize",
-    "resize_confirm": "resize.confirm",
-    "resize_revert": "resize.revert",
-    "live_migration_pre": "live_migration.pre",
-    "live_migration_post": "live_migration._post",
-    "live_migration_post_dest": "live_migration.post.dest",
-    "live_migration_rollback": "live_migration._rollback",
-    "live_migration_rollback_dest": "live_migration.rollback.dest",
-    "rebuild_scheduled": "rebuild.scheduled",
-}
-VERSIONED_ONLY = frozenset({"lock", "unlock", "evacuate"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +76,7 @@ def _publisher(step: Step, fmt: str) -> str:
 
 def _legacy_name(action: str) -> str:
     base, dot, phase = action.partition(".")
-    return _LEGACY_NAMES.get(base, base) + dot + phase
+    return LEGACY_ACTIONS.get(base, base) + dot + phase
 
 
 def _location(step: Step) -> tuple[str | None, str | None]:

@@ -64,8 +64,20 @@ def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -
     )
 
 
-def reconnect_wait(conf: cfg.ConfigOpts) -> tenacity.wait.wait_base:
-    return exponential_wait(conf.worker.reconnect_initial_backoff, conf.worker.reconnect_max_backoff)
+def reconnect_retrying(
+    conf: cfg.ConfigOpts,
+    stopping: threading.Event,
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    what: str,
+) -> tenacity.Retrying:
+    """Retry a broker operation on ``errors`` with reconnect backoff, until stopping."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(errors),
+        wait=exponential_wait(conf.worker.reconnect_initial_backoff, conf.worker.reconnect_max_backoff),
+        stop=tenacity.stop_when_event_set(stopping),
+        before_sleep=log_retry(what),
+        reraise=True,
+    )
 
 
 def log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:

@@ -92,13 +92,17 @@ class Running:
         self.db.dispose()
 
 
-def _notifier(names, tmp_path):
+def _nova_compute_notifier(names, tmp_path):
     """Nova's side: the control exchange comes from its config file, as in nova.conf."""
     path = tmp_path / "nova.conf"
     path.write_text(f"[DEFAULT]\ncontrol_exchange = {names['nova']}\n")
     conf = cfg.ConfigOpts()
     conf(["--config-file", str(path)])
-    return oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
+    transport = oslo_messaging.get_notification_transport(conf, url=RABBIT_URL)
+    notifier = oslo_messaging.Notifier(
+        transport, publisher_id="nova-compute:cmp1", driver="messagingv2", topics=["versioned_notifications"]
+    )
+    return transport, notifier
 
 
 def _listener(names, endpoint):
@@ -123,13 +127,7 @@ def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names
             running.store.set_node(
                 "cmp1", "cmp1.example.org", NodeInventory(vcpus=16, memory_mb=32768, local_gb=400)
             )
-            transport = _notifier(names, tmp_path)
-            notifier = oslo_messaging.Notifier(
-                transport,
-                publisher_id="nova-compute:cmp1",
-                driver="messagingv2",
-                topics=["versioned_notifications"],
-            )
+            transport, notifier = _nova_compute_notifier(names, tmp_path)
             context = {"auth_token": SECRET, "user_id": "fake", "project_id": "p1"}
             flavor = factories.flavor_payload(vcpus=4, memory_mb=4096, root_gb=40, ephemeral_gb=0, swap=1024)
             payload = factories.instance_payload("11111111-2222-3333-4444-555555555555", flavor=flavor)
@@ -177,13 +175,7 @@ def test_poison_is_dead_lettered_without_context_and_consuming_goes_on(postgresq
     conf = _conf(postgresql_url, names)
     try:
         with Running(conf) as running:
-            transport = _notifier(names, tmp_path)
-            notifier = oslo_messaging.Notifier(
-                transport,
-                publisher_id="nova-compute:cmp1",
-                driver="messagingv2",
-                topics=["versioned_notifications"],
-            )
+            transport, notifier = _nova_compute_notifier(names, tmp_path)
             notifier.info({"auth_token": SECRET}, "instance.create.end", {"nova_object.data": {"uuid": "x"}})
             notifier.info({"auth_token": SECRET}, "instance.create.end", factories.instance_payload("u-ok"))
             _wait_for(

@@ -13,10 +13,37 @@ from tracker.db.api import NodeInventory
 
 A_OLD = {"A": hold(OLD, 1)}
 B_OLD = {"B": hold(OLD, 1)}
+REVERTING = "resize_reverting"
 
 
 def _built(host="A"):
     return [Step("create.end", host, host, expect={host: hold(OLD, 1)})]
+
+
+def _holding(dest, switched):
+    """A resize from A to ``dest``: the source keeps OLD, the destination holds NEW.
+
+    ``switched``: instance.host already moved to the destination (after resize.end),
+    so running_vms counts it there.
+    """
+    source, target = (hold(OLD), hold(NEW, 1)) if switched else (hold(OLD, 1), hold(NEW))
+    if dest == "A":
+        return {"A": plus(source, target)}
+    return {"A": source, dest: target}
+
+
+def _resized(dest):
+    """Build on A, then resize to ``dest`` up to the resized state that awaits confirm or revert."""
+    before, after = _holding(dest, switched=False), _holding(dest, switched=True)
+    return [
+        *_built(),
+        Step("resize_prep.start", dest, "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
+        Step("resize_prep.end", dest, "A", task="resize_prep", new_flavor=NEW, expect=before),
+        Step("resize.start", "A", "A", task="resize_migrating", expect=before),
+        Step("resize.end", "A", dest, task="resize_migrated", expect=after),
+        Step("resize_finish.start", dest, dest, task="resize_finish", flavor=NEW, expect=after),
+        Step("resize_finish.end", dest, dest, state="resized", flavor=NEW, expect=after),
+    ]
 
 
 SCENARIOS = {
@@ -76,124 +103,22 @@ SCENARIOS = {
         Step("unshelve.end", "B", "B", expect=B_OLD),
     ],
     "resize_to_another_host_then_confirm": [
-        *_built(),
-        Step("resize_prep.start", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
-        Step(
-            "resize_prep.end",
-            "B",
-            "A",
-            task="resize_prep",
-            new_flavor=NEW,
-            expect={"A": hold(OLD, 1), "B": hold(NEW)},
-        ),
-        Step("resize.start", "A", "A", task="resize_migrating", expect={"A": hold(OLD, 1), "B": hold(NEW)}),
-        Step("resize.end", "A", "B", task="resize_migrated", expect={"A": hold(OLD), "B": hold(NEW, 1)}),
-        Step(
-            "resize_finish.start",
-            "B",
-            "B",
-            task="resize_finish",
-            flavor=NEW,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
-        Step(
-            "resize_finish.end",
-            "B",
-            "B",
-            state="resized",
-            flavor=NEW,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
-        Step(
-            "resize_confirm.start",
-            "A",
-            "B",
-            state="resized",
-            flavor=NEW,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
+        *_resized("B"),
+        Step("resize_confirm.start", "A", "B", state="resized", flavor=NEW, expect=_holding("B", True)),
         Step("resize_confirm.end", "A", "B", flavor=NEW, expect={"B": hold(NEW, 1)}),
     ],
     "resize_revert_frees_the_destination": [
-        *_built(),
-        Step("resize_prep.start", "B", "A", task="resize_prep", new_flavor=NEW, expect=A_OLD),
-        Step(
-            "resize_prep.end",
-            "B",
-            "A",
-            task="resize_prep",
-            new_flavor=NEW,
-            expect={"A": hold(OLD, 1), "B": hold(NEW)},
-        ),
-        Step("resize.end", "A", "B", task="resize_migrated", expect={"A": hold(OLD), "B": hold(NEW, 1)}),
-        Step(
-            "resize_finish.end",
-            "B",
-            "B",
-            state="resized",
-            flavor=NEW,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
-        Step(
-            "resize_revert.start",
-            "A",
-            "B",
-            state="resized",
-            task="resize_reverting",
-            flavor=NEW,
-            expect=A_OLD,
-        ),
+        *_resized("B"),
+        Step("resize_revert.start", "A", "B", state="resized", task=REVERTING, flavor=NEW, expect=A_OLD),
         Step("resize_revert.end", "A", "A", expect=A_OLD),
     ],
     "same_host_resize_holds_both_flavors_then_confirm": [
-        *_built(),
-        Step(
-            "resize_prep.end",
-            "A",
-            "A",
-            task="resize_prep",
-            new_flavor=NEW,
-            expect={"A": plus(hold(OLD, 1), hold(NEW))},
-        ),
-        Step("resize.end", "A", "A", task="resize_migrated", expect={"A": plus(hold(OLD), hold(NEW, 1))}),
-        Step(
-            "resize_finish.end",
-            "A",
-            "A",
-            state="resized",
-            flavor=NEW,
-            expect={"A": plus(hold(OLD), hold(NEW, 1))},
-        ),
+        *_resized("A"),
         Step("resize_confirm.end", "A", "A", flavor=NEW, expect={"A": hold(NEW, 1)}),
     ],
     "same_host_resize_revert": [
-        *_built(),
-        Step(
-            "resize_prep.end",
-            "A",
-            "A",
-            task="resize_prep",
-            new_flavor=NEW,
-            expect={"A": plus(hold(OLD, 1), hold(NEW))},
-        ),
-        Step("resize.end", "A", "A", task="resize_migrated", expect={"A": plus(hold(OLD), hold(NEW, 1))}),
-        Step(
-            "resize_finish.end",
-            "A",
-            "A",
-            state="resized",
-            flavor=NEW,
-            expect={"A": plus(hold(OLD), hold(NEW, 1))},
-        ),
-        Step(
-            "resize_revert.start",
-            "A",
-            "A",
-            state="resized",
-            task="resize_reverting",
-            flavor=NEW,
-            expect=A_OLD,
-        ),
+        *_resized("A"),
+        Step("resize_revert.start", "A", "A", state="resized", task=REVERTING, flavor=NEW, expect=A_OLD),
         Step("resize_revert.end", "A", "A", expect=A_OLD),
     ],
     "resize_error_at_prep_then_rescheduled": [

@@ -51,28 +51,20 @@ def _check(cloud_args, window, duplicates):
         db.dispose()
 
 
+DELIVERIES = {
+    "in_order": (0, 0.0),
+    "shuffled_within_100_messages": (100, 0.0),
+    "five_percent_duplicates": (0, 0.05),
+    "shuffled_and_duplicated": (100, 0.05),
+}
+
+
+@pytest.mark.parametrize("delivery", sorted(DELIVERIES))
 @PROPERTY
 @given(cloud=clouds)
-def test_in_order_delivery_matches_the_oracle(cloud):
-    _check(cloud, window=0, duplicates=0.0)
-
-
-@PROPERTY
-@given(cloud=clouds)
-def test_shuffled_within_100_messages_matches_the_oracle(cloud):
-    _check(cloud, window=100, duplicates=0.0)
-
-
-@PROPERTY
-@given(cloud=clouds)
-def test_five_percent_duplicates_match_the_oracle(cloud):
-    _check(cloud, window=0, duplicates=0.05)
-
-
-@PROPERTY
-@given(cloud=clouds)
-def test_shuffled_and_duplicated_matches_the_oracle(cloud):
-    _check(cloud, window=100, duplicates=0.05)
+def test_random_lifecycles_match_the_oracle(cloud, delivery):
+    window, duplicates = DELIVERIES[delivery]
+    _check(cloud, window, duplicates)
 
 
 @pytest.mark.parametrize("fmt", ["versioned", "legacy"])

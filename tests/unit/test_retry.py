@@ -80,3 +80,28 @@ def test_db_retrying_gives_up_when_stopping():
 
     with pytest.raises(ConcurrentUpdate):
         retry.db_retrying(make_conf(), stopping)(always)
+
+
+def test_reconnect_retrying_retries_broker_errors_until_success():
+    conf = make_conf(worker={"reconnect_initial_backoff": 0.001, "reconnect_max_backoff": 0.1})
+    attempts = []
+
+    def connect():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("broker down")
+        return "connected"
+
+    assert retry.reconnect_retrying(conf, threading.Event(), OSError, "test")(connect) == "connected"
+    assert len(attempts) == 3
+
+
+def test_reconnect_retrying_gives_up_once_stopping():
+    stopping = threading.Event()
+    stopping.set()
+
+    def connect():
+        raise ConnectionRefusedError("broker down")
+
+    with pytest.raises(ConnectionRefusedError):
+        retry.reconnect_retrying(make_conf(), stopping, OSError, "test")(connect)

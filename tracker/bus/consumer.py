@@ -16,7 +16,6 @@ from typing import Any
 
 import kombu
 import kombu.exceptions
-import tenacity
 from oslo_config import cfg
 
 from tracker.bus import amqp, decide
@@ -28,7 +27,7 @@ from tracker.db.apply import Outcome
 from tracker.errors import TrackerError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
-from tracker.retry import is_transient_db_error, log_retry, reconnect_wait
+from tracker.retry import is_transient_db_error, reconnect_retrying
 
 LOG = logging.getLogger(__name__)
 
@@ -96,13 +95,7 @@ class Worker:
             connection.release()
 
     def _connect(self, connection: kombu.Connection) -> None:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_CONNECTION_ERRORS),
-            wait=reconnect_wait(self._conf),
-            stop=tenacity.stop_when_event_set(self._stopping),
-            before_sleep=log_retry("RabbitMQ connect"),
-            reraise=True,
-        )
+        retrying = reconnect_retrying(self._conf, self._stopping, _CONNECTION_ERRORS, "RabbitMQ connect")
         retrying(connection.ensure_connection, max_retries=1)
         LOG.info("connected to %s", connection.as_uri())
 

@@ -4,13 +4,12 @@ import logging
 import threading
 
 import kombu
-import tenacity
 from oslo_config import cfg
 
 from tracker.bus import amqp
 from tracker.bus.publisher import CapacityPublisher
 from tracker.db.api import Store
-from tracker.retry import log_retry, reconnect_wait
+from tracker.retry import reconnect_retrying
 
 LOG = logging.getLogger(__name__)
 
@@ -54,13 +53,7 @@ class Relay:
         self.close()
 
     def _drain_retrying(self) -> None:
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(Exception),
-            wait=reconnect_wait(self._conf),
-            stop=tenacity.stop_when_event_set(self._stopping),
-            before_sleep=log_retry("capacity relay"),
-            reraise=True,
-        )
+        retrying = reconnect_retrying(self._conf, self._stopping, Exception, "capacity relay")
         try:
             retrying(self.drain)
         except Exception as error:  # noqa: BLE001 - only reached when stopping

@@ -33,15 +33,9 @@ def from_record(record: Mapping[str, Any]) -> Flavor:
         data["swap"] = 0  # the CLI prints no swap as an empty string
     if isinstance(data.get("flavorid"), int):
         data["flavorid"] = str(data["flavorid"])
-    return Flavor(
-        vcpus=fields.size(data, "vcpus"),
-        memory_mb=fields.size(data, "memory_mb"),
-        root_gb=fields.size(data, "root_gb"),
-        ephemeral_gb=fields.size(data, "ephemeral_gb", default=0),
-        swap=fields.size(data, "swap", default=0),
-        name=fields.required_text(data, "name"),
-        flavorid=fields.required_text(data, "flavorid"),
-    )
+    fields.required_text(data, "name")
+    fields.required_text(data, "flavorid")
+    return fields.flavor(data)
 
 
 def upsert(session: orm.Session, flavor: Flavor) -> None:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tracker.errors import InvalidPayload
+from tracker.events.model import Flavor
 
 # Nova stores these sizes in 32-bit integer columns; anything larger is corrupt.
 MAX_SIZE = 2**31 - 1
@@ -44,3 +45,16 @@ def mapping(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     if not isinstance(value, Mapping):
         raise InvalidPayload(f"{key} is not an object")
     return value
+
+
+def flavor(data: Mapping[str, Any], name_key: str = "name", id_key: str = "flavorid") -> Flavor:
+    """Flavor sizes under Nova's field names; a missing swap or ephemeral disk is 0."""
+    return Flavor(
+        vcpus=size(data, "vcpus"),
+        memory_mb=size(data, "memory_mb"),
+        root_gb=size(data, "root_gb"),
+        ephemeral_gb=size(data, "ephemeral_gb", default=0),
+        swap=size(data, "swap", default=0),
+        name=optional_text(data, name_key),
+        flavorid=optional_text(data, id_key),
+    )

@@ -16,15 +16,9 @@ from tracker.events.model import Flavor, InstanceEvent
 
 
 def parse_flavor(data: Mapping[str, Any]) -> Flavor:
-    return Flavor(
-        vcpus=fields.size(data, "vcpus"),
-        memory_mb=fields.size(data, "memory_mb"),
-        root_gb=fields.size(data, "root_gb"),
-        ephemeral_gb=fields.size(data, "ephemeral_gb", default=0),
-        swap=0,
-        name=fields.optional_text(data, "instance_type"),
-        flavorid=fields.optional_text(data, "instance_flavor_id"),
-    )
+    """The current flavor's sizes. The payload has no swap: it reads as 0 until
+    :func:`tracker.db.flavors.complete` fills it in from the catalogue."""
+    return fields.flavor(data, name_key="instance_type", id_key="instance_flavor_id")
 
 
 def is_boot_from_volume(data: Mapping[str, Any]) -> bool:

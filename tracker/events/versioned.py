@@ -26,16 +26,7 @@ def object_data(primitive: Mapping[str, Any] | None, what: str) -> Mapping[str, 
 
 
 def parse_flavor(primitive: Mapping[str, Any] | None, what: str = "flavor") -> Flavor:
-    data = object_data(primitive, what)
-    return Flavor(
-        vcpus=fields.size(data, "vcpus"),
-        memory_mb=fields.size(data, "memory_mb"),
-        root_gb=fields.size(data, "root_gb"),
-        ephemeral_gb=fields.size(data, "ephemeral_gb", default=0),
-        swap=fields.size(data, "swap", default=0),
-        name=fields.optional_text(data, "name"),
-        flavorid=fields.optional_text(data, "flavorid"),
-    )
+    return fields.flavor(object_data(primitive, what))
 
 
 def is_boot_from_volume(data: Mapping[str, Any]) -> bool:
