@@ -13,6 +13,7 @@ from tests import factories
 from tests.conftest import RABBIT_URL, make_conf, require
 from tracker.bus import amqp
 from tracker.bus.consumer import ConfigurationError, Worker
+from tracker.client.view import CapacityView
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.engine import Database
@@ -35,16 +36,6 @@ def _wait_for(predicate, timeout=20.0):
             return
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
-
-
-class CapacityEndpoint:
-    """What a scheduler writes: a plain oslo.messaging notification endpoint."""
-
-    def __init__(self):
-        self.received = []
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        self.received.append((publisher_id, event_type, payload))
 
 
 def _conf(url, names, **extra):
@@ -105,6 +96,18 @@ def _nova_compute_notifier(names, tmp_path):
     return transport, notifier
 
 
+class RecordingView(CapacityView):
+    """The scheduler-side view, also noting who sent what."""
+
+    def __init__(self):
+        super().__init__()
+        self.senders = []
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        self.senders.append((publisher_id, event_type))
+        super().info(ctxt, publisher_id, event_type, payload, metadata)
+
+
 def _listener(names, endpoint):
     """A scheduler's listener; its pool gives it a queue of its own (queue names are per vhost)."""
     conf = cfg.ConfigOpts()
@@ -119,8 +122,8 @@ def _listener(names, endpoint):
 def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names, caplog, tmp_path):
     require("rabbitmq")
     conf = _conf(postgresql_url, names)
-    endpoint = CapacityEndpoint()
-    listener = _listener(names, endpoint)
+    view = RecordingView()
+    listener = _listener(names, view)
     listener.start()
     try:
         with Running(conf) as running:
@@ -147,15 +150,15 @@ def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names
             )
             notifier.info(context, "instance.delete.end", deleted)
             _wait_for(lambda: running.worker.metrics["applied"] == 2)
-            _wait_for(lambda: any(p["generation"] == 3 for _, _, p in endpoint.received))
+            _wait_for(lambda: (view.get("cmp1", "cmp1.example.org") or {}).get("generation") == 3)
             transport.cleanup()
     finally:
         listener.stop()
         listener.wait()
         _delete_entities(names)
 
-    publisher, event_type, last = next(r for r in endpoint.received if r[2]["generation"] == 3)
-    assert (publisher, event_type) == ("tracker:tracker-test", "capacity.update")
+    assert set(view.senders) == {("tracker:tracker-test", "capacity.update")}
+    last = view.get("cmp1", "cmp1.example.org")
     assert last["resources"]["vcpus"] == {
         "total": 16,
         "reserved": 0,
@@ -165,8 +168,7 @@ def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names
         "free": 64,
     }
     assert last["running_vms"] == 0
-    generations = [p["generation"] for _, _, p in endpoint.received]
-    assert generations == sorted(generations)
+    assert view.dropped == 0  # published in generation order
     assert SECRET not in caplog.text
 
 
