@@ -70,16 +70,32 @@ def test_bad_timestamp_is_a_decode_error():
 
 def test_sanitize_strips_context_from_a_valid_envelope():
     body = json.dumps(factories.envelope(_create_end()))
-    cleaned = envelope.sanitize(body, MAX)
+    cleaned = envelope.sanitize(body)
     assert "secret-token" not in cleaned
     assert "instance.create.end" in cleaned
 
 
 def test_sanitize_redacts_context_even_when_the_body_does_not_decode():
     broken = '{"_context_auth_token": "gAAAAABsecret", "event_type": "instance.create.end", oops'
-    cleaned = envelope.sanitize(broken, MAX)
+    cleaned = envelope.sanitize(broken)
     assert "gAAAAABsecret" not in cleaned
     assert "instance.create.end" in cleaned
+
+
+def test_sanitize_redacts_the_escaped_context_inside_a_broken_v2_envelope():
+    inner = json.dumps(_create_end())
+    broken = json.dumps({"oslo.version": "2.0", "oslo.message": inner})[:-40]  # cut short: not JSON
+    cleaned = envelope.sanitize(broken)
+    assert "secret-token" not in cleaned
+    assert "instance.create.end" in cleaned
+
+
+def test_sanitize_keeps_an_oversized_message_whole():
+    inner = _create_end()
+    inner["payload"]["nova_object.data"]["metadata"] = {"blob": "x" * 5000}
+    cleaned = json.loads(envelope.sanitize(json.dumps(factories.envelope(inner))))
+    assert cleaned["payload"]["nova_object.data"]["metadata"]["blob"] == "x" * 5000
+    assert not [key for key in cleaned if key.startswith("_context_")]
 
 
 @pytest.mark.parametrize(

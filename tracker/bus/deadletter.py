@@ -1,6 +1,7 @@
 """Set aside messages that can never be applied, with the reason, minus the context."""
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kombu
@@ -19,7 +20,7 @@ def dead_letter(channel: Any, conf: cfg.ConfigOpts, body: Any, reason: str, rout
     queue = amqp.dead_letter_queue(conf)
     producer = kombu.Producer(channel)
     producer.publish(
-        envelope.sanitize(body, conf.nova_notifications.max_message_bytes),
+        envelope.sanitize(body),
         exchange="",
         routing_key=queue.name,
         declare=[queue],
@@ -33,3 +34,24 @@ def dead_letter(channel: Any, conf: cfg.ConfigOpts, body: Any, reason: str, rout
         },
     )
     LOG.warning("dead-lettered a message from %s to %s: %s", routing_key, queue.name, reason[:300])
+
+
+def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool]) -> int:
+    """Offer each dead letter present now to ``handle``; ack those it settles.
+
+    Every letter is held unacknowledged while browsing, so each is seen once
+    and those not settled return to the queue, in their order, when the
+    channel closes. Returns how many were settled.
+    """
+    settled = 0
+    with amqp.connect(conf) as connection:
+        channel = connection.channel()
+        queue = amqp.dead_letter_queue(conf)(channel)
+        _name, pending, _consumers = queue.queue_declare(passive=True)
+        held = [message for message in (queue.get(no_ack=False) for _ in range(pending)) if message]
+        for message in held:
+            if handle(message):
+                message.ack()
+                settled += 1
+        channel.close()
+    return settled

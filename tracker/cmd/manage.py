@@ -9,6 +9,7 @@ from typing import Any
 from oslo_config import cfg
 
 from tracker import replay
+from tracker.bus import deadletter, decide
 from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
@@ -68,6 +69,16 @@ def _add_parsers(subparsers: Any) -> None:
     replay_parser.set_defaults(func=replay_cmd)
 
     subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
+
+    dead = subparsers.add_parser("dead-letter", help="Messages set aside as poison.").add_subparsers(
+        dest="dead_letter_action"
+    )
+    dead.add_parser("list", help="Print each dead letter's reason and event.").set_defaults(
+        func=dead_letter_list
+    )
+    dead.add_parser(
+        "replay", help="Apply the dead letters again (after a fix); those still poison stay."
+    ).set_defaults(func=dead_letter_replay)
 
 
 _FLAVOR_ARGS = (
@@ -155,6 +166,30 @@ def replay_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
         report.metrics.incr("outbox_published", published)
     print(json.dumps({"counters": report.metrics.snapshot(), "poison": report.poison}, indent=2))
     return 1 if report.poison else 0
+
+
+def dead_letter_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    def show(message: Any) -> bool:
+        reason = message.headers.get(deadletter.REASON_HEADER, "?")
+        print(f"{message.headers.get('x-original-routing-key', '?')}: {reason}")
+        return False  # leave it in the queue
+
+    deadletter.browse(conf, show)
+    return 0
+
+
+def dead_letter_replay(conf: cfg.ConfigOpts, store: Store) -> int:
+    outcomes: dict[str, int] = {}
+
+    def reapply(message: Any) -> bool:
+        decision = decide.decide(message.body, conf.nova_notifications.max_message_bytes)
+        status = store.apply(decision.event).status if decision.event else decision.kind
+        outcomes[status] = outcomes.get(status, 0) + 1
+        return decision.kind != decide.POISON
+
+    settled = deadletter.browse(conf, reapply)
+    print(json.dumps({"settled": settled, "outcomes": outcomes}, sort_keys=True))
+    return 1 if outcomes.get(decide.POISON) else 0
 
 
 def audit(conf: cfg.ConfigOpts, store: Store) -> int:

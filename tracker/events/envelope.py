@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import json
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,8 @@ VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 CONTEXT_PREFIX = "_context_"
 _REQUIRED = ("message_id", "publisher_id", "event_type", "payload", "timestamp")
-_CONTEXT_PAIR = re.compile(r'"_context_[^"]*"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\]]*)')
+# A "_context_…": value pair, also in its escaped form inside the oslo.message string.
+_CONTEXT_PAIR = re.compile(r'\\?"_context_\w*\\?"\s*:\s*(\\?".*?\\?"|[^,}\]]*)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,13 +90,17 @@ def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if not k.startswith(CONTEXT_PREFIX)}
 
 
-def sanitize(body: bytes | str | Mapping[str, Any], max_bytes: int) -> str:
-    """Body safe to set aside: context removed, even when it does not decode."""
+def sanitize(body: bytes | str | Mapping[str, Any]) -> str:
+    """The whole message, safe to set aside: context removed, even when it does not decode.
+
+    No size limit here: the body is already in memory, and a letter cut short
+    could never be replayed once the limit is raised.
+    """
     try:
-        return json.dumps(strip_context(load_body(body, max_bytes)), sort_keys=True)
+        return json.dumps(strip_context(load_body(body, sys.maxsize)), sort_keys=True)
     except DecodeError:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return _CONTEXT_PAIR.sub('"_context_redacted": null', text[:max_bytes])
+        return _CONTEXT_PAIR.sub('"_context_redacted": null', text)
 
 
 def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
