@@ -16,9 +16,14 @@ from tracker.errors import ConcurrentUpdate
 
 LOG = logging.getLogger(__name__)
 
-# PostgreSQL SQLSTATEs and MySQL error numbers worth another try.
-_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"}
-_MYSQL_TRANSIENT = {1205, 1213, 2002, 2003, 2006, 2013}
+# PostgreSQL SQLSTATE classes and codes worth another try: connection
+# exceptions, transaction rollbacks (deadlock, serialization), insufficient
+# resources (too many clients), lock_not_available, and the server going away.
+_PG_TRANSIENT_CLASSES = ("08", "40", "53")
+_PG_TRANSIENT = {"55P03", "57P01", "57P02", "57P03"}
+# MySQL/MariaDB: lock wait timeout, deadlock, too many connections, server
+# shutdown, lost/refused connections, server gone away, connection killed.
+_MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 
 
 def is_transient_db_error(error: BaseException) -> bool:
@@ -31,18 +36,24 @@ def is_transient_db_error(error: BaseException) -> bool:
         return False
     if error.connection_invalidated:
         return True
-    return _driver_says_transient(error.orig)
+    return _driver_says_transient(error)
 
 
-def _driver_says_transient(orig: BaseException | None) -> bool:
+def _driver_says_transient(error: sqlalchemy.exc.DBAPIError) -> bool:
+    orig = error.orig
     pgcode = getattr(orig, "pgcode", None)
-    if pgcode is not None:
-        return pgcode in _PG_TRANSIENT
+    if pgcode:
+        return pgcode.startswith(_PG_TRANSIENT_CLASSES) or pgcode in _PG_TRANSIENT
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], int):
         return args[0] in _MYSQL_TRANSIENT
-    message = str(orig).lower()
-    return "database is locked" in message or "could not connect" in message
+    if "database is locked" in str(orig).lower():
+        return True  # SQLite: another writer holds the lock past the busy timeout
+    # psycopg2 gives no SQLSTATE when it cannot reach the server at all
+    # ("connection to server … failed: Connection refused"): that is an outage.
+    return type(orig).__module__.startswith("psycopg") and isinstance(
+        error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+    )
 
 
 def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
@@ -59,9 +70,21 @@ def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -
         retry=tenacity.retry_if_exception(is_transient_db_error),
         wait=exponential_wait(conf.worker.db_retry_initial_backoff, conf.worker.db_retry_max_backoff),
         stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
+        sleep=_sleeper(stopping),
         reraise=True,
         before_sleep=log_retry("database"),
     )
+
+
+def _sleeper(stopping: threading.Event | None) -> Callable[[float], None]:
+    """Back-off that SIGTERM cuts short: waiting on the stop event, not time.sleep."""
+    if stopping is None:
+        return tenacity.nap.sleep
+
+    def sleep(seconds: float) -> None:
+        stopping.wait(seconds)
+
+    return sleep
 
 
 def reconnect_retrying(
@@ -75,6 +98,7 @@ def reconnect_retrying(
         retry=tenacity.retry_if_exception_type(errors),
         wait=exponential_wait(conf.worker.reconnect_initial_backoff, conf.worker.reconnect_max_backoff),
         stop=tenacity.stop_when_event_set(stopping),
+        sleep=_sleeper(stopping),
         before_sleep=log_retry(what),
         reraise=True,
     )

@@ -64,7 +64,7 @@ def test_oversized_message_is_refused_before_parsing():
 def test_bad_timestamp_is_a_decode_error():
     inner = _create_end()
     inner["timestamp"] = "yesterday"
-    with pytest.raises(DecodeError, match="not ISO 8601"):
+    with pytest.raises(DecodeError, match="not a usable ISO 8601"):
         envelope.decode(inner, MAX)
 
 
@@ -75,19 +75,42 @@ def test_sanitize_strips_context_from_a_valid_envelope():
     assert "instance.create.end" in cleaned
 
 
-def test_sanitize_redacts_context_even_when_the_body_does_not_decode():
-    broken = '{"_context_auth_token": "gAAAAABsecret", "event_type": "instance.create.end", oops'
-    cleaned = envelope.sanitize(broken)
-    assert "gAAAAABsecret" not in cleaned
-    assert "instance.create.end" in cleaned
+@pytest.mark.parametrize(
+    "broken",
+    [
+        '{"_context_auth_token": "gAAAAABsecret", "event_type": "instance.create.end", oops',
+        '{"_context_roles": ["admin", "gAAAAABsecret"], "event_type": "instance.create.end", oops',
+        # the escaped form inside a v2 envelope cut short
+        json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(_create_end())})[:-40],
+    ],
+)
+def test_undecodable_body_with_context_is_withheld_not_redacted_by_guess(broken):
+    cleaned = json.loads(envelope.sanitize(broken))
+    assert "secret" not in json.dumps(cleaned)
+    assert cleaned["bytes"] == len(broken.encode())
+    assert len(cleaned["sha256"]) == 64
 
 
-def test_sanitize_redacts_the_escaped_context_inside_a_broken_v2_envelope():
-    inner = json.dumps(_create_end())
-    broken = json.dumps({"oslo.version": "2.0", "oslo.message": inner})[:-40]  # cut short: not JSON
-    cleaned = envelope.sanitize(broken)
-    assert "secret-token" not in cleaned
-    assert "instance.create.end" in cleaned
+def test_undecodable_body_without_context_is_kept_as_is():
+    assert envelope.sanitize(b"not json at all") == "not json at all"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 5000, "not JSON"),
+        (json.dumps({"oslo.version": "2.0", "oslo.message": "[" * 5000}), "not JSON"),
+    ],
+)
+def test_pathological_bodies_are_decode_errors_not_crashes(body, reason):
+    with pytest.raises(DecodeError, match=reason):
+        envelope.decode(body, MAX)
+    envelope.sanitize(body)
+
+
+def test_timestamp_out_of_range_is_a_decode_error():
+    with pytest.raises(DecodeError, match="not a usable"):
+        envelope.parse_timestamp("0001-01-01T00:00:00+01:00")
 
 
 def test_sanitize_keeps_an_oversized_message_whole():

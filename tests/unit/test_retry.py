@@ -1,5 +1,6 @@
 import sqlite3
 import threading
+import time
 
 import pytest
 import sqlalchemy.exc
@@ -105,3 +106,29 @@ def test_reconnect_retrying_gives_up_once_stopping():
 
     with pytest.raises(ConnectionRefusedError):
         retry.reconnect_retrying(make_conf(), stopping, OSError, "test")(connect)
+
+
+def test_a_postgresql_server_that_cannot_be_reached_is_an_outage_not_poison():
+    engine = sqlalchemy.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    with pytest.raises(sqlalchemy.exc.OperationalError) as caught:
+        engine.connect()
+    assert retry.is_transient_db_error(caught.value)
+
+
+@pytest.mark.parametrize("pgcode", ["57P03", "53300", "08006", "40P01"])
+def test_postgresql_restart_and_overload_codes_are_transient(pgcode):
+    assert retry.is_transient_db_error(_dbapi(_PgError(pgcode)))
+
+
+def test_backoff_ends_as_soon_as_the_worker_stops():
+    stopping = threading.Event()
+    conf = make_conf(worker={"db_retry_initial_backoff": 30.0, "db_retry_max_backoff": 60.0})
+    threading.Timer(0.2, stopping.set).start()
+    started = time.monotonic()
+    with pytest.raises(ConcurrentUpdate):
+        retry.db_retrying(conf, stopping)(_always_races)
+    assert time.monotonic() - started < 5
+
+
+def _always_races():
+    raise ConcurrentUpdate("race")

@@ -118,3 +118,33 @@ def test_error_routing_key_is_consumed_too(running_worker, memory_conf):
     _publish(connection, memory_conf, factories.envelope(error), routing_key="versioned_notifications.error")
     _wait_for(lambda: worker.metrics["received"] == 1)
     _wait_for(lambda: worker.metrics["unchanged"] == 1)
+
+
+def test_odd_messages_are_set_aside_and_the_worker_keeps_consuming(running_worker, memory_conf):
+    worker, connection, _ = running_worker
+    producer = kombu.Producer(connection.default_channel)
+    exchange = amqp.nova_exchange(memory_conf)
+    late = factories.message("instance.create.end", factories.instance_payload("u-odd"))
+    late["timestamp"] = "0001-01-01T00:00:00+01:00"  # overflows when converted to UTC
+    surrogate = factories.message("instance.create.end", factories.instance_payload("u-sur", host="\udc80"))
+    bodies = [
+        "[" * 5000,  # nesting deeper than the JSON parser's recursion limit
+        json.dumps(factories.envelope(late)),
+        json.dumps(factories.envelope(surrogate)),
+    ]
+    for body in bodies:
+        producer.publish(body, exchange=exchange, routing_key="versioned_notifications.info")
+    producer.publish(
+        "x",
+        exchange=exchange,
+        routing_key="versioned_notifications.info",
+        headers={"compression": "application/x-unknown"},
+    )
+    _publish(
+        connection,
+        memory_conf,
+        factories.envelope(factories.message("instance.create.end", factories.instance_payload("u-good"))),
+    )
+    _wait_for(lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] == 5)
+    assert (worker.metrics["applied"], worker.metrics["dead_lettered"]) == (1, 4)
+    assert [(v["host"], v["running_vms"]) for v in worker._store.node_views()] == [("cmp1", 1)]

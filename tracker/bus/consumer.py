@@ -16,6 +16,7 @@ from typing import Any
 
 import kombu
 import kombu.exceptions
+from amqp.exceptions import ChannelError, MessageNacked
 from oslo_config import cfg
 
 from tracker.bus import amqp, decide
@@ -33,7 +34,14 @@ LOG = logging.getLogger(__name__)
 
 _DRAIN_TIMEOUT = 0.2
 _METRICS_INTERVAL = 60.0
-_CONNECTION_ERRORS = (OSError, kombu.exceptions.OperationalError, kombu.exceptions.ConnectionError)
+# Channel errors too: RabbitMQ closes the channel when a delivery stays unacked
+# past consumer_timeout (a long database outage); a new channel starts afresh.
+_CONNECTION_ERRORS = (
+    OSError,
+    kombu.exceptions.OperationalError,
+    kombu.exceptions.ConnectionError,
+    ChannelError,
+)
 
 
 class ConfigurationError(TrackerError):
@@ -60,7 +68,10 @@ class Worker:
         self._store = store
         self._stopping = stopping
         self.metrics = Metrics()
-        self.relay = Relay(conf, store, stopping)
+        # The relay stops only after the lanes finished: their last commits
+        # must still be announced.
+        self._relay_stopping = threading.Event()
+        self.relay = Relay(conf, store, self._relay_stopping)
         self._results: queue.Queue[Done] = queue.Queue()
         self._lanes: Lanes[Work, Done] = Lanes(conf.worker.lanes, self._process, self._results)
         self._epoch = 0
@@ -77,6 +88,8 @@ class Worker:
                 self._session()
         finally:
             self._stopping.set()
+            self._lanes.stop(self._conf.worker.shutdown_timeout)
+            self._relay_stopping.set()
             self.relay.wake.set()
             relay_thread.join(self._conf.worker.shutdown_timeout)
             LOG.info("worker stopped; counters: %s", self.metrics.snapshot())
@@ -103,14 +116,19 @@ class Worker:
         self._epoch += 1
         self._channel = connection.channel()
         notifications = self._declare(self._channel)
-        consumer = kombu.Consumer(self._channel, queues=[notifications], on_message=self._on_message)
+        consumer = kombu.Consumer(
+            self._channel,
+            queues=[notifications],
+            on_message=self._on_message,
+            on_decode_error=self._on_undecodable,
+        )
         consumer.qos(prefetch_count=self._conf.nova_notifications.prefetch_count)
         with consumer:
             LOG.info("consuming %s bound to %s", notifications.name, amqp.notification_topics(self._conf))
             while not self._stopping.is_set():
                 self._settle()
                 self._drain(connection)
-        self._finish_in_flight()
+        self._finish_in_flight(connection)
 
     def _declare(self, channel: Any) -> kombu.Queue:
         notifications = amqp.notification_queue(self._conf)(channel)
@@ -138,11 +156,12 @@ class Worker:
             self._last_metrics = time.monotonic()
             LOG.info("counters: %s", self.metrics.snapshot())
 
-    def _finish_in_flight(self) -> None:
+    def _finish_in_flight(self, connection: kombu.Connection) -> None:
         """After cancelling: let lanes finish what they hold, acking as they go."""
         deadline = time.monotonic() + self._conf.worker.shutdown_timeout
         while self._lanes.pending() and time.monotonic() < deadline:
             self._settle()
+            connection.heartbeat_check()
             time.sleep(0.05)
         self._lanes.stop(max(0.0, deadline - time.monotonic()))
         self._settle()
@@ -155,7 +174,19 @@ class Worker:
 
     def _on_message(self, message: Any) -> None:
         self.metrics.incr("received")
-        decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
+        try:
+            decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
+            self._route(message, decision)
+        except Exception as error:
+            LOG.exception("could not route a message; setting it aside")
+            self._set_aside(message, f"unexpected {type(error).__name__}: {str(error)[:300]}")
+
+    def _on_undecodable(self, message: Any, error: Exception) -> None:
+        """kombu could not even build the message (bad compression header…)."""
+        self.metrics.incr("received")
+        self._set_aside(message, f"undecodable by kombu: {type(error).__name__}: {str(error)[:300]}")
+
+    def _route(self, message: Any, decision: decide.Decision) -> None:
         if decision.event is not None:
             self._lanes.submit(decision.lane_key, Work(self._epoch, message, decision.event))
         elif decision.kind == decide.IGNORE:
@@ -167,6 +198,9 @@ class Worker:
 
     def _process(self, work: Work) -> Done:
         """Runs in a lane thread: the database transaction, nothing else."""
+        if work.epoch != self._epoch:
+            # Delivered on a connection that is gone: RabbitMQ redelivers it.
+            return Done(work)
         try:
             outcome = self._store.apply(work.event)
         except Exception as error:  # noqa: BLE001 - reported to the consumer thread
@@ -200,7 +234,14 @@ class Worker:
             self._set_aside(done.work.message, f"{type(done.error).__name__}: {done.error}")
 
     def _set_aside(self, message: Any, reason: str) -> None:
+        """Dead-letter (confirmed), then ack. If the dead-letter queue refuses it, the
+        message stays unacked on this channel, parked until the next reconnect."""
         routing_key = message.delivery_info.get("routing_key")
-        dead_letter(self._channel, self._conf, message.body, reason, routing_key)
+        try:
+            dead_letter(self._channel, self._conf, message.body, reason, routing_key)
+        except MessageNacked:
+            self.metrics.incr("dead_letter_refused")
+            LOG.error("the dead-letter queue refused a message (%s); it stays unacknowledged", reason[:200])
+            return
         self.metrics.incr("dead_lettered")
         message.ack()

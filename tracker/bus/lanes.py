@@ -22,7 +22,8 @@ _STOP = object()
 
 
 def lane_index(key: str, lanes: int) -> int:
-    return zlib.crc32(key.encode("utf-8")) % lanes
+    # surrogatepass: a host name is whatever the payload said, even a lone surrogate
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % lanes
 
 
 class Lanes(Generic[Item, Result]):

@@ -20,11 +20,28 @@ def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
         pool_timeout=conf.database.pool_timeout,
         pool_recycle=conf.database.connection_recycle_time,
         pool_pre_ping=True,
+        connect_args=_connect_args(url.get_backend_name()),
         # Locking reads (SELECT … FOR UPDATE) then plain reads of the rows just
         # locked: READ COMMITTED lets the plain reads see the previous holder's
         # commit on MariaDB too, whose default REPEATABLE READ would not.
         isolation_level="READ COMMITTED",
     )
+
+
+def _connect_args(backend: str) -> dict[str, Any]:
+    """Fail fast on an unreachable server, and notice a half-open socket, so a lane
+    never blocks forever on a dead database but retries instead."""
+    if backend == "postgresql":
+        return {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    if backend in ("mysql", "mariadb"):
+        return {"connect_timeout": 10}
+    return {}
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:

@@ -9,8 +9,8 @@ nothing downstream can log, store or dead-letter them.
 
 import dataclasses
 import datetime
+import hashlib
 import json
-import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +21,6 @@ VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 CONTEXT_PREFIX = "_context_"
 _REQUIRED = ("message_id", "publisher_id", "event_type", "payload", "timestamp")
-# A "_context_…": value pair, also in its escaped form inside the oslo.message string.
-_CONTEXT_PAIR = re.compile(r'\\?"_context_\w*\\?"\s*:\s*(\\?".*?\\?"|[^,}\]]*)')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +50,10 @@ def parse_timestamp(value: object) -> datetime.datetime:
         raise DecodeError(f"timestamp is {type(value).__name__}, not a string")
     try:
         parsed = datetime.datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise DecodeError(f"timestamp {value!r} is not ISO 8601") from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
+        raise DecodeError(f"timestamp {value[:64]!r} is not a usable ISO 8601 time") from exc
     return parsed
 
 
@@ -99,8 +97,19 @@ def sanitize(body: bytes | str | Mapping[str, Any]) -> str:
     try:
         return json.dumps(strip_context(load_body(body, sys.maxsize)), sort_keys=True)
     except DecodeError:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return _CONTEXT_PAIR.sub('"_context_redacted": null', text)
+        pass
+    raw = body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogatepass")
+    if CONTEXT_PREFIX.encode() not in raw:
+        return raw.decode("utf-8", "replace")
+    # Context we cannot parse cannot be removed reliably, and an undecodable
+    # body can never be replayed: keep only what identifies it.
+    return json.dumps(
+        {
+            "withheld": "undecodable body holding request context (_context_*)",
+            "bytes": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+        }
+    )
 
 
 def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
@@ -109,8 +118,8 @@ def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
         raise DecodeError(f"message of {size} bytes exceeds max_message_bytes={max_bytes}")
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError(f"body is not JSON: {exc}") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DecodeError(f"body is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(parsed, dict):
         raise DecodeError("body is JSON but not an object")
     return parsed
@@ -125,8 +134,8 @@ def _unwrap_v2(outer: dict[str, Any]) -> dict[str, Any]:
         raise DecodeError(f"{MESSAGE_KEY} is not a JSON string")
     try:
         message = json.loads(inner)
-    except ValueError as exc:
-        raise DecodeError(f"{MESSAGE_KEY} is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"{MESSAGE_KEY} is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(message, dict):
         raise DecodeError(f"{MESSAGE_KEY} is not an object")
     return message
