@@ -140,3 +140,26 @@ def test_history_is_compacted_but_derivation_stays_the_same(store, conf):
     assert _used(store) == (2, 2048, 20, 1)
     # older than the folded snapshot: can no longer be placed, so it is stale
     assert store.apply(factories.event("delete.end", 1.5, state="deleted")).status == STALE
+
+
+def test_a_host_only_destination_prefers_a_real_node_over_a_placeholder(store):
+    # Given a destination host nobody has seen: the hold lands on a placeholder node
+    store.apply(factories.event("create.end", 1, instance="a"))
+    store.apply(factories.event("live_migration_pre.start", 2, publisher="cmp9", instance="a"))
+    holds = {(v["host"], v["node"]): v["resources"]["vcpus"]["used"] for v in store.node_views()}
+    assert holds[("cmp9", "cmp9")] == 2
+    # When the host's real node shows up in a payload
+    store.apply(factories.event("create.end", 3, host="cmp9", node="cmp9.example.org", instance="b"))
+    # Then the next host-only hold goes to the real node, not the placeholder
+    store.apply(factories.event("create.end", 4, instance="c"))
+    store.apply(factories.event("live_migration_pre.start", 5, publisher="cmp9", instance="c"))
+    holds = {(v["host"], v["node"]): v["resources"]["vcpus"]["used"] for v in store.node_views()}
+    assert holds[("cmp9", "cmp9.example.org")] == 4
+    assert holds[("cmp9", "cmp9")] == 2
+    # and a completed move leaves the placeholder empty
+    store.apply(
+        factories.event("live_migration_post_dest.end", 6, host="cmp9", node="cmp9.example.org", instance="a")
+    )
+    holds = {(v["host"], v["node"]): v["resources"]["vcpus"]["used"] for v in store.node_views()}
+    assert holds[("cmp9", "cmp9")] == 0
+    assert store.audit() == []

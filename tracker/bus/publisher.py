@@ -11,6 +11,8 @@ from oslo_config import cfg
 from tracker.bus import amqp
 from tracker.db.capacity import EVENT_TYPE
 
+CONFIRM_TIMEOUT = 10.0
+
 
 def capacity_message(payload: dict[str, Any], publisher_id: str, now: datetime.datetime) -> dict[str, str]:
     """oslo.messaging ``messagingv2``: the inner message JSON-encoded under ``oslo.message``."""
@@ -46,4 +48,7 @@ class CapacityPublisher:
                 routing_key=self._routing_key,
                 serializer="json",
                 delivery_mode=2 if self._exchange.durable else 1,
+                # bounded: a broker in a memory alarm must not hold the outbox
+                # transaction (and SQLite's write lock) forever
+                confirm_timeout=CONFIRM_TIMEOUT,
             )

@@ -46,6 +46,7 @@ class Relay:
             self._drain_retrying()
             self.wake.wait(self._conf.capacity_notifications.relay_interval)
             self.wake.clear()
+            self._keep_alive()
         try:
             self.drain()
         except Exception as error:  # noqa: BLE001 - at exit: the rows stay for the next worker
@@ -58,6 +59,16 @@ class Relay:
             retrying(self.drain)
         except Exception as error:  # noqa: BLE001 - only reached when stopping
             LOG.info("capacity relay: stopping with a failed drain (%s)", error)
+
+    def _keep_alive(self) -> None:
+        """Send heartbeats while idle, or RabbitMQ drops the connection between commits."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.heartbeat_check()
+        except Exception as error:  # noqa: BLE001 - reconnected on the next drain
+            LOG.info("capacity relay: connection lost while idle (%s)", error)
+            self.close()
 
     def _ensure_publisher(self) -> CapacityPublisher:
         if self._publisher is None:

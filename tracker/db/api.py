@@ -72,6 +72,7 @@ class Store:
             for name, value in dataclasses.asdict(inventory).items():
                 if value is not None:
                     setattr(locked, name, value)
+            locked.placeholder = False  # an operator registered it: it is real
             locked.generation += 1
             session.flush()
             usage.write_outbox(session, {locked.id: locked})

@@ -65,15 +65,18 @@ def _apply_holdings(
     old: usage.Holdings,
     new: usage.Holdings,
 ) -> tuple[int, ...]:
-    deltas = usage.node_deltas(old, new)
     if old == new:
         return ()
-    locked = nodes.lock(session, deltas)
+    deltas = usage.node_deltas(old, new)
+    # Lock every node the allocation rows point at, not only those whose totals
+    # change: rewriting a row makes its foreign-key check take a share lock on
+    # the node, and that lock too must come in id order.
+    locked = nodes.lock(session, {node for node, _role in [*old, *new]})
     usage.update_nodes(session, locked, deltas)
     usage.replace_allocations(session, state.uuid, state.project_id, new)
     usage.update_project(session, state.project_id, old, new)
-    usage.write_outbox(session, locked)
-    return tuple(sorted(locked))
+    usage.write_outbox(session, {node: locked[node] for node in deltas})
+    return tuple(sorted(deltas))
 
 
 def _resolve(

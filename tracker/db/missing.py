@@ -48,7 +48,8 @@ def _create_all(session: orm.Session, missing: MissingRows, defaults: nodes.Inve
     for location in missing.locations:
         name = location.node or location.host
         if nodes.find(session, location.host, name) is None:
-            session.add(nodes.new_node(location.host, name, defaults))
+            placeholder = location.node is None
+            session.add(nodes.new_node(location.host, name, defaults, placeholder=placeholder))
     for project_id in missing.projects:
         if session.get(ProjectUsage, project_id) is None:
             session.add(ProjectUsage(project_id=project_id, vcpus=0, memory_mb=0, local_gb=0, instances=0))

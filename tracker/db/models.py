@@ -49,6 +49,9 @@ class ComputeNode(Base):
     local_gb_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
     running_vms: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
     generation: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
+    # Created for a move's destination known only by host (named after the
+    # host); a real node of that host is preferred as soon as one exists.
+    placeholder: orm.Mapped[bool] = orm.mapped_column(sa.Boolean, server_default=sa.false(), default=False)
     updated_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
         sa.DateTime, default=_utcnow, onupdate=_utcnow
     )

@@ -35,11 +35,14 @@ class InventoryDefaults:
         )
 
 
-def new_node(host: str, hypervisor_hostname: str, defaults: InventoryDefaults) -> ComputeNode:
+def new_node(
+    host: str, hypervisor_hostname: str, defaults: InventoryDefaults, placeholder: bool = False
+) -> ComputeNode:
     """A node with unknown totals: it counts usage until someone registers inventory."""
     return ComputeNode(
         host=host,
         hypervisor_hostname=hypervisor_hostname,
+        placeholder=placeholder,
         vcpus_used=0,
         memory_mb_used=0,
         local_gb_used=0,
@@ -71,11 +74,13 @@ def resolve(session: orm.Session, location: Location, known: dict[str, int]) -> 
 
 
 def _pick_node_of_host(session: orm.Session, host: str) -> int | None:
-    """Prefer a registered node, then the one named like its host (libvirt), then the oldest."""
+    """Prefer a real node over a placeholder, then a registered one, then the one
+    named like its host (libvirt), then the oldest."""
     query = (
         sa.select(ComputeNode.id)
         .where(ComputeNode.host == host)
         .order_by(
+            ComputeNode.placeholder,
             ComputeNode.vcpus.is_(None),
             (ComputeNode.hypervisor_hostname != host),
             ComputeNode.id,
