@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from cloudsim.context import Context
 from cloudsim.envelope import rand_uuid
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 Step = Generator[float, None, bool]
 Story = Iterator[float]
+Wait = Generator[float, None, None]
 COMPUTE, API, CONDUCTOR = "nova-compute", "nova-api", "nova-conductor"
+PLAIN = Extras()  # nothing on top of the instance snapshot
 BDMS = Extras(with_bdms=True)
 BUILD_FAULTS = (
     Fault(
@@ -65,6 +68,11 @@ def _node_of(cloud: Cloud, inst: Instance) -> Node:
     return cloud.state.node_by_name(inst.host, inst.node)
 
 
+def _db_now(cloud: Cloud) -> datetime:
+    """The current time as Nova stores it: its DB columns keep whole seconds."""
+    return cloud.now().replace(microsecond=0)
+
+
 def _api_save(cloud: Cloud, inst: Instance, ctx: Context, **changes: object) -> None:
     """An ``instance.save()`` done by nova-api."""
     cloud.save(inst, source=API, pub=cloud.api_host, ctx=ctx, **changes)
@@ -75,17 +83,88 @@ def _conductor_save(cloud: Cloud, inst: Instance, ctx: Context, **changes: objec
     cloud.save(inst, source=CONDUCTOR, pub=cloud.conductor_host, ctx=ctx, **changes)
 
 
-def _no_valid_host(
+def _compute_save(cloud: Cloud, inst: Instance, pub: str, ctx: Context, **changes: object) -> None:
+    """An ``instance.save()`` done by nova-compute on host ``pub`` (the
+    publisher; ``changes`` may move the row's own host/node)."""
+    cloud.save(inst, source=COMPUTE, pub=pub, ctx=ctx, **changes)
+
+
+def _place(cloud: Cloud, inst: Instance, pub: str, ctx: Context, node: Node, **more: object) -> None:
+    """A compute save that points the instance row at ``node``: the resource
+    tracker charges the row's flavor there from now on."""
+    _compute_save(cloud, inst, pub, ctx, host=node.host, node=node.node, **more)
+
+
+def _compute_notify(
     cloud: Cloud,
     inst: Instance,
+    action: str,
+    phase: str | None,
+    host: str,
     ctx: Context,
-    method: str,
-    fault: Fault = NO_VALID_HOST,
-    **updates: object,
+    kind: str = "action",
+    extras: Extras = PLAIN,
+) -> None:
+    """A notification from nova-compute on ``host``, the usual emitter.
+
+    ``inst`` may be a stale copy: some hosts send what their copy still says.
+    """
+    cloud.notify(inst, action, phase, source=COMPUTE, host=host, ctx=ctx, kind=kind, extras=extras)
+
+
+def _settle(
+    cloud: Cloud, inst: Instance, host: str, ctx: Context, vm_state: str, power_state: str, **more: object
+) -> None:
+    """The compute save that ends a task: Nova records the outcome and clears
+    task_state in one save, so a single instance.update carries both."""
+    _compute_save(cloud, inst, host, ctx, vm_state=vm_state, task_state=None, power_state=power_state, **more)
+
+
+def _launched(cloud: Cloud, inst: Instance, host: str, ctx: Context, vm_state: str = "active") -> None:
+    """The save after a (re)spawn: the guest runs and launched_at is stamped."""
+    _settle(cloud, inst, host, ctx, vm_state, "running", launched_at=_db_now(cloud))
+
+
+def _user_request(cloud: Cloud, inst: Instance, task_state: str) -> tuple[Context, str]:
+    """A user's API call on a scheduled instance: nova-api saves ``task_state``.
+
+    Returns the request context and the compute host that will do the work.
+    The context is drawn before the save, as Nova does, which also keeps the
+    seeded random stream (and so every message) in its order.
+    """
+    ctx = cloud.user_ctx(inst)
+    host = _node_of(cloud, inst).host
+    _api_save(cloud, inst, ctx, task_state=task_state)
+    return ctx, host
+
+
+def _no_valid_host(
+    cloud: Cloud, inst: Instance, ctx: Context, method: str, vm_state: str, fault: Fault = NO_VALID_HOST
 ) -> None:
     """Conductor's set_vm_state_and_notify after NoValidHost / MaxRetriesExceeded."""
-    _conductor_save(cloud, inst, ctx, **updates)
+    _conductor_save(cloud, inst, ctx, vm_state=vm_state, task_state=None)
     cloud.compute_task_error(inst, method, ctx, fault)
+
+
+def _host_off(
+    cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, method: str, vm_state: str
+) -> Node | None:
+    """Schedule a move of the current flavor away from ``source``'s host.
+
+    With no host left the conductor sets ``vm_state`` and sends the
+    ``compute_task.<method>.error``; None is returned.
+    """
+    dest = cloud.state.pick_node(inst.flavor, inst.volume_backed, rng, {source.host})
+    if dest is None:
+        _no_valid_host(cloud, inst, ctx, method, vm_state)
+    return dest
+
+
+def _move(kind: str, inst: Instance, source: Node, dest: Node, new: Flavor | None = None) -> Move:
+    """An open move: the source keeps the old flavor, the dest claims ``new``
+    (the current flavor when the move does not resize)."""
+    old, new = inst.flavor, new or inst.flavor
+    return Move(kind, source, dest, old, new, holds=[(source, old), (dest, new)])
 
 
 # -- build ---------------------------------------------------------------------
@@ -109,58 +188,44 @@ def build(cloud: Cloud, inst: Instance, rng: random.Random, failures: int = 0, m
         if (yield from _build_on(cloud, inst, node, ctx, rng, fail=attempt < failures)):
             return True
         tried.add(node.host)
-        cloud.save(inst, source=COMPUTE, pub=node.host, ctx=ctx, task_state="scheduling")
+        _compute_save(cloud, inst, node.host, ctx, task_state="scheduling")
         yield pause(rng)
-    fault = MAX_RETRIES if tried else NO_VALID_HOST
-    _no_valid_host(cloud, inst, ctx, "build_instances", fault, vm_state="error", task_state=None)
+    _no_valid_host(cloud, inst, ctx, "build_instances", "error", MAX_RETRIES if tried else NO_VALID_HOST)
     return False
 
 
 def _build_on(cloud: Cloud, inst: Instance, node: Node, ctx: Context, rng: random.Random, fail: bool) -> Step:
     """``_do_build_and_run_instance`` on one compute host."""
     host = node.host
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="building", task_state=None)
+    _compute_save(cloud, inst, host, ctx, vm_state="building", task_state=None)
     image_name = "" if inst.volume_backed else "ubuntu-24.04-server"
-    cloud.notify(
-        inst,
-        "create",
-        "start",
-        source=COMPUTE,
-        host=host,
-        ctx=ctx,
-        kind="create",
-        extras=dataclasses.replace(BDMS, legacy={"image_name": image_name}),
-    )
+    _create_notify(cloud, inst, "start", host, ctx, legacy={"image_name": image_name})
     yield pause(rng, 0.05, 0.5)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=host, node=node.node)  # claim
+    _place(cloud, inst, host, ctx, node)  # claim
     if fail:
         yield pause(rng, 0.5, 3.0)
-        cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=None, node=None)  # abort
-        fault = rng.choice(BUILD_FAULTS)
-        cloud.notify(
-            inst,
-            "create",
-            "error",
-            source=COMPUTE,
-            host=host,
-            ctx=ctx,
-            kind="create",
-            extras=dataclasses.replace(BDMS, fault=fault),
-        )
+        _compute_save(cloud, inst, host, ctx, host=None, node=None)  # abort
+        _create_notify(cloud, inst, "error", host, ctx, fault=rng.choice(BUILD_FAULTS))
         return False
     yield from _spawn(cloud, inst, host, ctx, rng)
-    legacy = {"message": "Success", "fixed_ips": _fixed_ips(inst)}
-    cloud.notify(
-        inst,
-        "create",
-        "end",
-        source=COMPUTE,
-        host=host,
-        ctx=ctx,
-        kind="create",
-        extras=dataclasses.replace(BDMS, legacy=legacy),
+    _create_notify(
+        cloud, inst, "end", host, ctx, legacy={"message": "Success", "fixed_ips": _fixed_ips(inst)}
     )
     return True
+
+
+def _create_notify(
+    cloud: Cloud,
+    inst: Instance,
+    phase: str,
+    host: str,
+    ctx: Context,
+    fault: Fault | None = None,
+    legacy: dict[str, Any] | None = None,
+) -> None:
+    """instance.create.<phase>: create payloads always carry the bdms."""
+    extras = Extras(fault=fault, with_bdms=True, legacy=legacy)
+    _compute_notify(cloud, inst, "create", phase, host, ctx, kind="create", extras=extras)
 
 
 def _fixed_ips(inst: Instance) -> list[dict[str, object]]:
@@ -178,37 +243,19 @@ def _fixed_ips(inst: Instance) -> list[dict[str, object]]:
     ]
 
 
-def _spawn(
-    cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random
-) -> Generator[float, None, None]:
+def _spawn(cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random) -> Wait:
     """networking -> block_device_mapping -> spawning -> active saves."""
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="networking")
+    _compute_save(cloud, inst, host, ctx, task_state="networking")
     yield pause(rng, 0.2, 1.5)
     ip = f"192.168.{rng.randint(0, 254)}.{rng.randint(2, 254)}"
     port = str(rand_uuid(rng))
     mac = "fa:16:3e:" + ":".join(f"{rng.randint(0, 255):02x}" for _ in range(3))
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
-        task_state="block_device_mapping",
-        ip_address=ip,
-        port_id=port,
-        mac=mac,
+    _compute_save(
+        cloud, inst, host, ctx, task_state="block_device_mapping", ip_address=ip, port_id=port, mac=mac
     )
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="spawning")
+    _compute_save(cloud, inst, host, ctx, task_state="spawning")
     yield pause(rng, 2.0, 8.0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
-        vm_state="active",
-        task_state=None,
-        power_state="running",
-        launched_at=cloud.now().replace(microsecond=0),
-    )
+    _launched(cloud, inst, host, ctx)
 
 
 # -- delete / soft delete / restore -----------------------------------------------
@@ -235,7 +282,7 @@ def local_delete(cloud: Cloud, inst: Instance, ctx: Context) -> None:
     payload host/node are whatever the row holds (None if never scheduled).
     """
     cloud.notify(inst, "delete", "start", source=API, host=cloud.api_host, ctx=ctx)
-    now = cloud.now().replace(microsecond=0)
+    now = _db_now(cloud)
     inst.vm_state, inst.task_state, inst.power_state = "deleted", None, "pending"
     inst.terminated_at = inst.deleted_at = now
     inst.ip_address = None  # deallocate_for_instance
@@ -243,28 +290,16 @@ def local_delete(cloud: Cloud, inst: Instance, ctx: Context) -> None:
     cloud.notify(inst, "delete", "end", source=API, host=cloud.api_host, ctx=ctx)
 
 
-def _delete_on_compute(
-    cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random
-) -> Generator[float, None, None]:
+def _delete_on_compute(cloud: Cloud, inst: Instance, host: str, ctx: Context, rng: random.Random) -> Wait:
     """``ComputeManager._delete_instance``."""
-    cloud.notify(inst, "delete", "start", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
-    cloud.notify(inst, "shutdown", "start", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "delete", "start", host, ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "shutdown", "start", host, ctx, extras=BDMS)
     yield pause(rng, 0.5, 3.0)
-    cloud.notify(inst, "shutdown", "end", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
-    now = cloud.now().replace(microsecond=0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
-        vm_state="deleted",
-        task_state=None,
-        power_state="pending",
-        terminated_at=now,
-        ip_address=None,
-    )
+    _compute_notify(cloud, inst, "shutdown", "end", host, ctx, extras=BDMS)
+    now = _db_now(cloud)
+    _settle(cloud, inst, host, ctx, "deleted", "pending", terminated_at=now, ip_address=None)
     inst.deleted_at = now  # instance.destroy()
-    cloud.notify(inst, "delete", "end", source=COMPUTE, host=host, ctx=ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "delete", "end", host, ctx, extras=BDMS)
 
 
 def delete_compute_down(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
@@ -282,20 +317,9 @@ def soft_delete(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     """api update (soft-deleting); compute ``soft_delete.start``, update
     (soft-delete), ``soft_delete.end``.  The instance still counts."""
     ctx = cloud.user_ctx(inst)
-    _api_save(cloud, inst, ctx, task_state="soft-deleting", deleted_at=cloud.now().replace(microsecond=0))
+    _api_save(cloud, inst, ctx, task_state="soft-deleting", deleted_at=_db_now(cloud))
     yield pause(rng)
-    host = inst.host or cloud.api_host
-    cloud.notify(inst, "soft_delete", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
-        vm_state="soft-delete",
-        task_state=None,
-        power_state="shutdown",
-    )
-    cloud.notify(inst, "soft_delete", "end", source=COMPUTE, host=host, ctx=ctx)
+    _bracketed_settle(cloud, inst, "soft_delete", inst.host or cloud.api_host, ctx, "soft-delete", "shutdown")
     return True
 
 
@@ -305,13 +329,18 @@ def restore(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     ctx = cloud.user_ctx(inst)
     _api_save(cloud, inst, ctx, task_state="restoring", deleted_at=None)
     yield pause(rng)
-    host = _node_of(cloud, inst).host
-    cloud.notify(inst, "restore", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(
-        inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="active", task_state=None, power_state="running"
-    )
-    cloud.notify(inst, "restore", "end", source=COMPUTE, host=host, ctx=ctx)
+    _bracketed_settle(cloud, inst, "restore", _node_of(cloud, inst).host, ctx, "active", "running")
     return True
+
+
+def _bracketed_settle(
+    cloud: Cloud, inst: Instance, action: str, host: str, ctx: Context, vm_state: str, power_state: str
+) -> None:
+    """A compute action with no wait inside: ``<action>.start``, the final
+    save, ``<action>.end``."""
+    _compute_notify(cloud, inst, action, "start", host, ctx)
+    _settle(cloud, inst, host, ctx, vm_state, power_state)
+    _compute_notify(cloud, inst, action, "end", host, ctx)
 
 
 def reclaim(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
@@ -349,7 +378,7 @@ def resize(
     _api_save(cloud, inst, ctx, task_state="resize_prep")
     dest = yield from _resize_prep(cloud, inst, rng, ctx, new, same_host, prep_failures)
     if dest is None:
-        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state, task_state=None)
+        _no_valid_host(cloud, inst, ctx, "migrate_server", inst.vm_state)
         return False
     if stop_after_prep:
         return True
@@ -381,21 +410,17 @@ def _resize_prep(
         _prep_notify(cloud, inst, ctx, dest.host, "start", new)
         if attempt >= failures:
             inst.new_flavor = new
-            inst.move = Move(
-                "resize", source, dest, inst.flavor, new, holds=[(source, inst.flavor), (dest, new)]
-            )
+            inst.move = _move("resize", inst, source, dest, new)
             _prep_notify(cloud, inst, ctx, dest.host, "end", new)
             return dest
         yield pause(rng, 0.1, 0.5)
-        cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, task_state="resize_prep")
+        _compute_save(cloud, inst, dest.host, ctx, task_state="resize_prep")
         fault = Fault(
             "ComputeResourcesUnavailable",
             "Insufficient compute resources: Free memory too low.",
             "prep_resize",
         )
-        cloud.notify(
-            inst, "resize", "error", source=COMPUTE, host=dest.host, ctx=ctx, extras=Extras(fault=fault)
-        )
+        _compute_notify(cloud, inst, "resize", "error", dest.host, ctx, extras=Extras(fault=fault))
         _prep_notify(cloud, inst, ctx, dest.host, "end", new)
         if same_host:
             return None
@@ -406,57 +431,39 @@ def _resize_prep(
 def _prep_notify(cloud: Cloud, inst: Instance, ctx: Context, host: str, phase: str, new: Flavor) -> None:
     """resize_prep.<phase>; legacy end carries new_instance_type(_id)."""
     legacy = {"new_instance_type": new.name, "new_instance_type_id": new.id}
-    cloud.notify(
-        inst,
-        "resize_prep",
-        phase,
-        source=COMPUTE,
-        host=host,
-        ctx=ctx,
-        kind="resize_prep",
-        extras=Extras(new_flavor=new, legacy=legacy if phase == "end" else None),
-    )
+    extras = Extras(new_flavor=new, legacy=legacy if phase == "end" else None)
+    _compute_notify(cloud, inst, "resize_prep", phase, host, ctx, kind="resize_prep", extras=extras)
 
 
 def _resize_instance(
     cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node
-) -> Generator[float, None, None]:
+) -> Wait:
     """``resize_instance`` on the source."""
-    cloud.save(inst, source=COMPUTE, pub=source.host, ctx=ctx, task_state="resize_migrating")
-    cloud.notify(inst, "resize", "start", source=COMPUTE, host=source.host, ctx=ctx, extras=BDMS)
+    _compute_save(cloud, inst, source.host, ctx, task_state="resize_migrating")
+    _compute_notify(cloud, inst, "resize", "start", source.host, ctx, extras=BDMS)
     yield pause(rng, 1.0, 6.0)
-    cloud.save(
+    _place(
+        cloud,
         inst,
-        source=COMPUTE,
-        pub=source.host,
-        ctx=ctx,
-        host=dest.host,
-        node=dest.node,
+        source.host,
+        ctx,
+        dest,
         old_flavor=inst.flavor,
         task_state="resize_migrated",
         power_state="shutdown",
     )
-    cloud.notify(inst, "resize", "end", source=COMPUTE, host=source.host, ctx=ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "resize", "end", source.host, ctx, extras=BDMS)
 
 
 def _finish_resize(
     cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, dest: Node, new: Flavor
-) -> Generator[float, None, None]:
+) -> Wait:
     """``finish_resize`` on the dest: applies the new flavor."""
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, flavor=new, task_state="resize_finish")
-    cloud.notify(inst, "resize_finish", "start", source=COMPUTE, host=dest.host, ctx=ctx, extras=BDMS)
+    _compute_save(cloud, inst, dest.host, ctx, flavor=new, task_state="resize_finish")
+    _compute_notify(cloud, inst, "resize_finish", "start", dest.host, ctx, extras=BDMS)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=dest.host,
-        ctx=ctx,
-        vm_state="resized",
-        task_state=None,
-        power_state="running",
-        launched_at=cloud.now().replace(microsecond=0),
-    )
-    cloud.notify(inst, "resize_finish", "end", source=COMPUTE, host=dest.host, ctx=ctx, extras=BDMS)
+    _launched(cloud, inst, dest.host, ctx, vm_state="resized")
+    _compute_notify(cloud, inst, "resize_finish", "end", dest.host, ctx, extras=BDMS)
 
 
 def confirm_resize(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
@@ -466,12 +473,12 @@ def confirm_resize(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     ctx = cloud.user_ctx(inst)
     yield pause(rng, 0.2, 2.0)
     source = inst.move.source.host
-    cloud.notify(inst, "resize_confirm", "start", source=COMPUTE, host=source, ctx=ctx)
+    _compute_notify(cloud, inst, "resize_confirm", "start", source, ctx)
     yield pause(rng, 0.2, 1.0)
     inst.move = None  # drop_move_claim_at_source: only the dest row remains
-    cloud.save(inst, source=COMPUTE, pub=source, ctx=ctx, vm_state="active", task_state=None)
+    _compute_save(cloud, inst, source, ctx, vm_state="active", task_state=None)
     inst.old_flavor = inst.new_flavor = None
-    cloud.notify(inst, "resize_confirm", "end", source=COMPUTE, host=source, ctx=ctx)
+    _compute_notify(cloud, inst, "resize_confirm", "end", source, ctx)
     return True
 
 
@@ -488,24 +495,13 @@ def revert_resize(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     move.holds = [(move.source, move.old_flavor)]  # drop_move_claim_at_dest
     yield pause(rng, 0.2, 1.0)
     src = move.source
-    cloud.notify(inst, "resize_revert", "start", source=COMPUTE, host=src.host, ctx=ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "resize_revert", "start", src.host, ctx, extras=BDMS)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=src.host,
-        ctx=ctx,
-        flavor=inst.old_flavor,
-        host=src.host,
-        node=src.node,
-        launched_at=cloud.now().replace(microsecond=0),
-    )
+    _place(cloud, inst, src.host, ctx, src, flavor=inst.old_flavor, launched_at=_db_now(cloud))
     inst.move = None
-    cloud.save(
-        inst, source=COMPUTE, pub=src.host, ctx=ctx, vm_state="active", task_state=None, power_state="running"
-    )
+    _settle(cloud, inst, src.host, ctx, "active", "running")
     inst.old_flavor = inst.new_flavor = None
-    cloud.notify(inst, "resize_revert", "end", source=COMPUTE, host=src.host, ctx=ctx, extras=BDMS)
+    _compute_notify(cloud, inst, "resize_revert", "end", src.host, ctx, extras=BDMS)
     return True
 
 
@@ -529,22 +525,14 @@ def live_migrate(
     ctx = cloud.admin_ctx()
     source = _node_of(cloud, inst)
     _api_save(cloud, inst, ctx, task_state="migrating")
-    dest = cloud.state.pick_node(inst.flavor, inst.volume_backed, rng, {source.host})
+    dest = _host_off(cloud, inst, rng, ctx, source, "migrate_server", inst.vm_state)
     if dest is None:
-        _no_valid_host(cloud, inst, ctx, "migrate_server", vm_state=inst.vm_state, task_state=None)
         return False
     yield pause(rng)
-    inst.move = Move(
-        "live-migration",
-        source,
-        dest,
-        inst.flavor,
-        inst.flavor,
-        holds=[(source, inst.flavor), (dest, inst.flavor)],
-    )
-    cloud.notify(inst, "live_migration_pre", "start", source=COMPUTE, host=dest.host, ctx=ctx)
+    inst.move = _move("live-migration", inst, source, dest)
+    _compute_notify(cloud, inst, "live_migration_pre", "start", dest.host, ctx)
     yield pause(rng, 0.5, 2.0)
-    cloud.notify(inst, "live_migration_pre", "end", source=COMPUTE, host=dest.host, ctx=ctx)
+    _compute_notify(cloud, inst, "live_migration_pre", "end", dest.host, ctx)
     if outcome == "pre":
         return True
     yield pause(rng, 2.0, 10.0)
@@ -557,38 +545,29 @@ def live_migrate(
 
 def _live_post(
     cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node
-) -> Generator[float, None, None]:
+) -> Wait:
     """``_post_live_migration`` (source) and ``post_live_migration_at_destination``."""
-    cloud.notify(inst, "live_migration_post", "start", source=COMPUTE, host=source.host, ctx=ctx)
+    _compute_notify(cloud, inst, "live_migration_post", "start", source.host, ctx)
     stale = dataclasses.replace(inst)  # the source's copy is never refreshed
     yield pause(rng, 0.2, 1.0)
-    cloud.notify(inst, "live_migration_post_dest", "start", source=COMPUTE, host=dest.host, ctx=ctx)
+    _compute_notify(cloud, inst, "live_migration_post_dest", "start", dest.host, ctx)
     inst.move = None
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=dest.host,
-        ctx=ctx,
-        host=dest.host,
-        node=dest.node,
-        power_state="running",
-        task_state=None,
-    )
-    cloud.notify(inst, "live_migration_post_dest", "end", source=COMPUTE, host=dest.host, ctx=ctx)
+    _place(cloud, inst, dest.host, ctx, dest, power_state="running", task_state=None)
+    _compute_notify(cloud, inst, "live_migration_post_dest", "end", dest.host, ctx)
     yield pause(rng, 0.1, 0.5)
-    cloud.notify(stale, "live_migration_post", "end", source=COMPUTE, host=source.host, ctx=ctx)
+    _compute_notify(cloud, stale, "live_migration_post", "end", source.host, ctx)
 
 
 def _live_rollback(
     cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, source: Node, dest: Node, order: str
-) -> Generator[float, None, None]:
+) -> Wait:
     """``_rollback_live_migration``: ``rollback.start``, update (task None),
     then ``rollback.end`` (source) and ``rollback_dest.start``/``.end`` (dest)
     whose relative order is not defined (``order``: source_first,
     dest_first, interleaved).  The dest payload is stale (task migrating)."""
-    cloud.notify(inst, "live_migration_rollback", "start", source=COMPUTE, host=source.host, ctx=ctx)
+    _compute_notify(cloud, inst, "live_migration_rollback", "start", source.host, ctx)
     stale = dataclasses.replace(inst)
-    cloud.save(inst, source=COMPUTE, pub=source.host, ctx=ctx, task_state=None)
+    _compute_save(cloud, inst, source.host, ctx, task_state=None)
     yield pause(rng, 0.1, 0.5)
     src_end = ("live_migration_rollback", "end", source.host, inst)
     dst_start = ("live_migration_rollback_dest", "start", dest.host, stale)
@@ -601,7 +580,7 @@ def _live_rollback(
     for action, phase, host, snapshot in steps:
         if (action, phase) == ("live_migration_rollback_dest", "end"):
             inst.move = None  # drop_move_claim on the dest
-        cloud.notify(snapshot, action, phase, source=COMPUTE, host=host, ctx=ctx)
+        _compute_notify(cloud, snapshot, action, phase, host, ctx)
         yield pause(rng, 0.05, 0.3)
 
 
@@ -620,35 +599,16 @@ def evacuate(
     source = _node_of(cloud, inst)
     _api_save(cloud, inst, ctx, task_state="rebuilding")
     cloud.notify(inst, "evacuate", None, source=API, host=cloud.api_host, ctx=ctx)
-    dest = cloud.state.pick_node(inst.flavor, inst.volume_backed, rng, {source.host})
+    dest = _host_off(cloud, inst, rng, ctx, source, "rebuild_server", "error")
     if dest is None:
-        _no_valid_host(cloud, inst, ctx, "rebuild_server", vm_state="error", task_state=None)
         return False
-    yield pause(rng)
-    cloud.notify(
-        inst,
-        "rebuild_scheduled",
-        None,
-        source=CONDUCTOR,
-        host=dest.host,
-        ctx=ctx,
-        kind="rebuild",
-        legacy_host=cloud.conductor_host,
-    )
-    yield pause(rng)
-    inst.move = Move(
-        "evacuation",
-        source,
-        dest,
-        inst.flavor,
-        inst.flavor,
-        holds=[(source, inst.flavor), (dest, inst.flavor)],
-    )  # rebuild_claim
+    yield from _rebuild_scheduled(cloud, inst, rng, ctx, dest.host)
+    inst.move = _move("evacuation", inst, source, dest)  # rebuild_claim
     yield from _rebuild_body(cloud, inst, rng, ctx, dest.host, fail, stop_after_start)
     if fail or stop_after_start:
         return False
     inst.move = None
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, host=dest.host, node=dest.node)
+    _place(cloud, inst, dest.host, ctx, dest)
     return True
 
 
@@ -659,6 +619,15 @@ def rebuild(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     ctx = cloud.user_ctx(inst)
     host = _node_of(cloud, inst).host
     _api_save(cloud, inst, ctx, task_state="rebuilding", image_ref=str(rand_uuid(rng)))
+    yield from _rebuild_scheduled(cloud, inst, rng, ctx, host)
+    yield from _rebuild_body(cloud, inst, rng, ctx, host, False, False)
+    return True
+
+
+def _rebuild_scheduled(cloud: Cloud, inst: Instance, rng: random.Random, ctx: Context, host: str) -> Wait:
+    """Conductor's ``rebuild_scheduled`` once it has the request and a host,
+    then the RPC to that compute.  Versioned publisher: the chosen host;
+    legacy: the conductor."""
     yield pause(rng)
     cloud.notify(
         inst,
@@ -671,8 +640,6 @@ def rebuild(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
         legacy_host=cloud.conductor_host,
     )
     yield pause(rng)
-    yield from _rebuild_body(cloud, inst, rng, ctx, host, False, False)
-    return True
 
 
 def _rebuild_body(
@@ -683,14 +650,11 @@ def _rebuild_body(
     host: str,
     fail: bool,
     stop_after_start: bool,
-) -> Generator[float, None, None]:
+) -> Wait:
     """``_do_rebuild_instance`` on ``host`` (the evacuation dest)."""
     cloud.exists(inst, host, ctx)
-    rebuild_extras = Extras(with_bdms=True)
-    cloud.notify(
-        inst, "rebuild", "start", source=COMPUTE, host=host, ctx=ctx, kind="rebuild", extras=rebuild_extras
-    )
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuilding")
+    _rebuild_notify(cloud, inst, "start", host, ctx)
+    _compute_save(cloud, inst, host, ctx, task_state="rebuilding")
     if stop_after_start:
         return
     yield pause(rng, 1.0, 5.0)
@@ -700,35 +664,22 @@ def _rebuild_body(
             "Virtual Interface creation failed",
             "_virtual_interface_create_failed",
         )
-        cloud.notify(
-            inst,
-            "rebuild",
-            "error",
-            source=COMPUTE,
-            host=host,
-            ctx=ctx,
-            kind="rebuild",
-            extras=Extras(fault=fault, with_bdms=True),
-        )
+        _rebuild_notify(cloud, inst, "error", host, ctx, Extras(fault=fault, with_bdms=True))
         inst.move = None  # the claim context manager aborts the dest claim
-        cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="error", task_state=None)
+        _compute_save(cloud, inst, host, ctx, vm_state="error", task_state=None)
         return
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuild_block_device_mapping")
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="rebuild_spawning")
+    _compute_save(cloud, inst, host, ctx, task_state="rebuild_block_device_mapping")
+    _compute_save(cloud, inst, host, ctx, task_state="rebuild_spawning")
     yield pause(rng, 2.0, 6.0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
-        vm_state="active",
-        task_state=None,
-        power_state="running",
-        launched_at=cloud.now().replace(microsecond=0),
-    )
-    cloud.notify(
-        inst, "rebuild", "end", source=COMPUTE, host=host, ctx=ctx, kind="rebuild", extras=rebuild_extras
-    )
+    _launched(cloud, inst, host, ctx)
+    _rebuild_notify(cloud, inst, "end", host, ctx)
+
+
+def _rebuild_notify(
+    cloud: Cloud, inst: Instance, phase: str, host: str, ctx: Context, extras: Extras = BDMS
+) -> None:
+    """instance.rebuild.<phase> (InstanceActionRebuildPayload, with the bdms)."""
+    _compute_notify(cloud, inst, "rebuild", phase, host, ctx, kind="rebuild", extras=extras)
 
 
 # -- shelve ----------------------------------------------------------------------------
@@ -737,37 +688,48 @@ def shelve(cloud: Cloud, inst: Instance, rng: random.Random, offload: bool = Tru
     (image upload), update (shelved), ``shelve.end``; with ``offload``
     (shelved_offload_time = 0, Nova's default) the last save sets task
     shelving_offloading and ``shelve_offload`` follows immediately."""
-    ctx = cloud.user_ctx(inst)
-    host = _node_of(cloud, inst).host
-    _api_save(cloud, inst, ctx, task_state="shelving")
+    ctx, host = _user_request(cloud, inst, "shelving")
     yield pause(rng)
     cloud.exists(inst, host, ctx)
-    cloud.notify(inst, "shelve", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="shelving_image_pending_upload")
-    yield pause(rng, 1.0, 4.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="shelving_image_uploading")
-    yield pause(rng, 1.0, 4.0)
-    cloud.save(
+    _compute_notify(cloud, inst, "shelve", "start", host, ctx)
+    yield from _upload_image(
+        cloud, inst, host, ctx, rng, ("shelving_image_pending_upload", "shelving_image_uploading"), 4.0
+    )
+    _compute_save(
+        cloud,
         inst,
-        source=COMPUTE,
-        pub=host,
-        ctx=ctx,
+        host,
+        ctx,
         vm_state="shelved",
         task_state="shelving_offloading" if offload else None,
         power_state="shutdown",
     )
-    cloud.notify(inst, "shelve", "end", source=COMPUTE, host=host, ctx=ctx)
+    _compute_notify(cloud, inst, "shelve", "end", host, ctx)
     if offload:
         _offload(cloud, inst, host, ctx)
     return True
 
 
+def _upload_image(
+    cloud: Cloud,
+    inst: Instance,
+    host: str,
+    ctx: Context,
+    rng: random.Random,
+    task_states: tuple[str, str],
+    longest: float,
+) -> Wait:
+    """An image upload to glance: the pending then the uploading task_state,
+    each held for 1 to ``longest`` seconds."""
+    for task_state in task_states:
+        _compute_save(cloud, inst, host, ctx, task_state=task_state)
+        yield pause(rng, 1.0, longest)
+
+
 def shelve_offload(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     """Offload of an already shelved instance: api update
     (shelving_offloading), then ``shelve_offload.start``/``.end``."""
-    ctx = cloud.user_ctx(inst)
-    host = _node_of(cloud, inst).host
-    _api_save(cloud, inst, ctx, task_state="shelving_offloading")
+    ctx, host = _user_request(cloud, inst, "shelving_offloading")
     yield pause(rng)
     _offload(cloud, inst, host, ctx)
     return True
@@ -776,10 +738,10 @@ def shelve_offload(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
 def _offload(cloud: Cloud, inst: Instance, host: str, ctx: Context) -> None:
     """``_shelve_offload_instance``: state first, then host/node nulled;
     ``shelve_offload.end`` therefore carries host/node None."""
-    cloud.notify(inst, "shelve_offload", "start", source=COMPUTE, host=host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="shelved_offloaded", task_state=None)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, host=None, node=None, availability_zone=None)
-    cloud.notify(inst, "shelve_offload", "end", source=COMPUTE, host=host, ctx=ctx)
+    _compute_notify(cloud, inst, "shelve_offload", "start", host, ctx)
+    _compute_save(cloud, inst, host, ctx, vm_state="shelved_offloaded", task_state=None)
+    _compute_save(cloud, inst, host, ctx, host=None, node=None, availability_zone=None)
+    _compute_notify(cloud, inst, "shelve_offload", "end", host, ctx)
 
 
 def unshelve(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
@@ -793,23 +755,12 @@ def unshelve(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
         _conductor_save(cloud, inst, ctx, task_state=None)
         return False
     yield pause(rng)
-    cloud.notify(inst, "unshelve", "start", source=COMPUTE, host=dest.host, ctx=ctx)
-    cloud.save(inst, source=COMPUTE, pub=dest.host, ctx=ctx, task_state="spawning")
-    cloud.save(
-        inst, source=COMPUTE, pub=dest.host, ctx=ctx, host=dest.host, node=dest.node, availability_zone="nova"
-    )
+    _compute_notify(cloud, inst, "unshelve", "start", dest.host, ctx)
+    _compute_save(cloud, inst, dest.host, ctx, task_state="spawning")
+    _place(cloud, inst, dest.host, ctx, dest, availability_zone="nova")
     yield pause(rng, 2.0, 6.0)
-    cloud.save(
-        inst,
-        source=COMPUTE,
-        pub=dest.host,
-        ctx=ctx,
-        vm_state="active",
-        task_state=None,
-        power_state="running",
-        launched_at=cloud.now().replace(microsecond=0),
-    )
-    cloud.notify(inst, "unshelve", "end", source=COMPUTE, host=dest.host, ctx=ctx)
+    _launched(cloud, inst, dest.host, ctx)
+    _compute_notify(cloud, inst, "unshelve", "end", dest.host, ctx)
     return True
 
 
@@ -831,14 +782,12 @@ def simple_action(cloud: Cloud, inst: Instance, rng: random.Random, action: str)
     """api update (<task>); compute ``<action>.start``, update (final state),
     ``<action>.end``.  Stats only: usage unchanged."""
     task, vm_state, power = SIMPLE_ACTIONS[action]
-    ctx = cloud.user_ctx(inst)
-    host = _node_of(cloud, inst).host
-    _api_save(cloud, inst, ctx, task_state=task)
+    ctx, host = _user_request(cloud, inst, task)
     yield pause(rng)
-    cloud.notify(inst, action, "start", source=COMPUTE, host=host, ctx=ctx)
+    _compute_notify(cloud, inst, action, "start", host, ctx)
     yield pause(rng, 0.5, 3.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, vm_state=vm_state, task_state=None, power_state=power)
-    cloud.notify(inst, action, "end", source=COMPUTE, host=host, ctx=ctx)
+    _settle(cloud, inst, host, ctx, vm_state, power)
+    _compute_notify(cloud, inst, action, "end", host, ctx)
     return True
 
 
@@ -850,13 +799,11 @@ def rescue(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     image = Extras(image_id=inst.image_ref or str(rand_uuid(rng)))
     _api_save(cloud, inst, ctx, task_state="rescuing")
     yield pause(rng)
-    cloud.notify(inst, "rescue", "start", source=COMPUTE, host=host, ctx=ctx, kind="rescue", extras=image)
+    _compute_notify(cloud, inst, "rescue", "start", host, ctx, kind="rescue", extras=image)
     yield pause(rng, 1.0, 4.0)
-    cloud.save(
-        inst, source=COMPUTE, pub=host, ctx=ctx, vm_state="rescued", task_state=None, power_state="running"
-    )
+    _settle(cloud, inst, host, ctx, "rescued", "running")
     cloud.exists(inst, host, ctx)
-    cloud.notify(inst, "rescue", "end", source=COMPUTE, host=host, ctx=ctx, kind="rescue", extras=image)
+    _compute_notify(cloud, inst, "rescue", "end", host, ctx, kind="rescue", extras=image)
     return True
 
 
@@ -879,13 +826,10 @@ def snapshot(cloud: Cloud, inst: Instance, rng: random.Random) -> Step:
     image = Extras(image_id=str(rand_uuid(rng)))
     _api_save(cloud, inst, ctx, task_state="image_snapshot")
     yield pause(rng)
-    cloud.notify(inst, "snapshot", "start", source=COMPUTE, host=host, ctx=ctx, kind="snapshot", extras=image)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="image_pending_upload")
-    yield pause(rng, 1.0, 5.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state="image_uploading")
-    yield pause(rng, 1.0, 5.0)
-    cloud.save(inst, source=COMPUTE, pub=host, ctx=ctx, task_state=None)
-    cloud.notify(inst, "snapshot", "end", source=COMPUTE, host=host, ctx=ctx, kind="snapshot", extras=image)
+    _compute_notify(cloud, inst, "snapshot", "start", host, ctx, kind="snapshot", extras=image)
+    yield from _upload_image(cloud, inst, host, ctx, rng, ("image_pending_upload", "image_uploading"), 5.0)
+    _compute_save(cloud, inst, host, ctx, task_state=None)
+    _compute_notify(cloud, inst, "snapshot", "end", host, ctx, kind="snapshot", extras=image)
     return True
 
 
