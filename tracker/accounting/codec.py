@@ -43,10 +43,16 @@ def _load_time(value: str | None) -> datetime.datetime | None:
     return None if value is None else datetime.datetime.fromisoformat(value)
 
 
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields ``cls`` has: rows written by another version still load."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in names}
+
+
 def load_state(data: dict[str, Any]) -> InstanceState:
     return InstanceState(
         **{
-            **data,
+            **_known(InstanceState, data),
             "location": load_location(data["location"]),
             "flavor": load_flavor(data["flavor"]),
             "move": load_move(data["move"]),
@@ -58,7 +64,7 @@ def load_state(data: dict[str, Any]) -> InstanceState:
 def load_event(data: dict[str, Any]) -> InstanceEvent:
     return InstanceEvent(
         **{
-            **data,
+            **_known(InstanceEvent, data),
             "timestamp": datetime.datetime.fromisoformat(data["timestamp"]),
             "flavor": load_flavor(data["flavor"]),
             "new_flavor": load_flavor(data["new_flavor"]),

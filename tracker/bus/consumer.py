@@ -104,6 +104,9 @@ class Worker:
         except _CONNECTION_ERRORS as error:
             LOG.warning("RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, error)
         finally:
+            # Work still queued from this connection can no longer be acked:
+            # a new epoch makes the lanes skip it while we reconnect.
+            self._epoch += 1
             self._channel = None
             connection.release()
 
@@ -113,7 +116,6 @@ class Worker:
         LOG.info("connected to %s", connection.as_uri())
 
     def _consume(self, connection: kombu.Connection) -> None:
-        self._epoch += 1
         self._channel = connection.channel()
         notifications = self._declare(self._channel)
         consumer = kombu.Consumer(

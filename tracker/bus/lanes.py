@@ -5,15 +5,12 @@ processes). Lanes never touch the AMQP channel: results go back through a
 queue to the consumer thread, which alone acknowledges.
 """
 
-import logging
 import queue
 import threading
 import time
 import zlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
-
-LOG = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

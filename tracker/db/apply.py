@@ -6,7 +6,6 @@ locks, as Placement does, so correctness never depends on how many workers run.
 """
 
 import dataclasses
-import logging
 
 from sqlalchemy import orm
 
@@ -18,8 +17,6 @@ from tracker.db import history as hist
 from tracker.db.missing import MissingRows
 from tracker.db.models import ComputeNode
 from tracker.events.model import InstanceEvent
-
-LOG = logging.getLogger(__name__)
 
 APPLIED = "applied"
 UNCHANGED = "unchanged"

@@ -43,6 +43,5 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(data),
         new_flavor_name=fields.optional_text(data, "new_instance_type"),
         boot_from_volume=is_boot_from_volume(data),
-        is_error=notification.priority == "ERROR",
         legacy=True,
     )

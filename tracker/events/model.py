@@ -42,7 +42,6 @@ class InstanceEvent:
     new_flavor: Flavor | None = None
     new_flavor_name: str | None = None
     boot_from_volume: bool = False
-    is_error: bool = False
     # Legacy payloads lack swap and name the new flavor only: the flavor
     # catalogue completes them before they are stored.
     legacy: bool = False

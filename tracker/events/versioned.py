@@ -58,7 +58,6 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
-        is_error=notification.priority == "ERROR",
     )
 
 
