@@ -1,6 +1,8 @@
 """The worker loop on kombu's in-process ``memory://`` transport."""
 
+import datetime
 import json
+import os
 import threading
 import time
 import uuid
@@ -10,6 +12,7 @@ import pytest
 
 from tests import factories
 from tests.conftest import make_conf
+from tracker import health
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.db import migration
@@ -38,7 +41,7 @@ def memory_conf(tmp_path):
             "dead_letter_queue": f"dlq-{suffix}",
         },
         capacity_notifications={"exchange": f"tracker-{suffix}", "relay_interval": 0.05},
-        worker={"shutdown_timeout": 5.0},
+        worker={"shutdown_timeout": 5.0, "health_file": f"{tmp_path}/health.json"},
     )
 
 
@@ -148,3 +151,10 @@ def test_odd_messages_are_set_aside_and_the_worker_keeps_consuming(running_worke
     _wait_for(lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] == 5)
     assert (worker.metrics["applied"], worker.metrics["dead_lettered"]) == (1, 4)
     assert [(v["host"], v["running_vms"]) for v in worker._store.node_views()] == [("cmp1", 1)]
+
+
+def test_a_consuming_worker_keeps_its_health_record_fresh(running_worker, memory_conf):
+    path = memory_conf.worker.health_file
+    _wait_for(lambda: os.path.exists(path))
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    assert health.check(path, 10, now)[0]

@@ -8,6 +8,7 @@ transaction committed.
 """
 
 import dataclasses
+import datetime
 import logging
 import queue
 import threading
@@ -19,12 +20,13 @@ import kombu.exceptions
 from amqp.exceptions import ChannelError, MessageNacked
 from oslo_config import cfg
 
+from tracker import health
 from tracker.bus import amqp, decide
 from tracker.bus.deadletter import dead_letter
 from tracker.bus.lanes import Lanes
 from tracker.bus.relay import Relay
 from tracker.db.api import Store
-from tracker.db.apply import Outcome
+from tracker.db.apply import STALE, Outcome
 from tracker.errors import TrackerError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
@@ -34,6 +36,7 @@ LOG = logging.getLogger(__name__)
 
 _DRAIN_TIMEOUT = 0.2
 _METRICS_INTERVAL = 60.0
+_HEALTH_INTERVAL = 5.0
 # Channel errors too: RabbitMQ closes the channel when a delivery stays unacked
 # past consumer_timeout (a long database outage); a new channel starts afresh.
 _CONNECTION_ERRORS = (
@@ -77,6 +80,7 @@ class Worker:
         self._epoch = 0
         self._channel: Any = None
         self._last_metrics = time.monotonic()
+        self._last_health = 0.0
 
     def run(self) -> None:
         """Consume until ``stopping`` is set; reconnects with backoff on broker faults."""
@@ -154,9 +158,21 @@ class Worker:
             connection.drain_events(timeout=_DRAIN_TIMEOUT)
         except TimeoutError:
             connection.heartbeat_check()
-        if time.monotonic() - self._last_metrics > _METRICS_INTERVAL:
-            self._last_metrics = time.monotonic()
+        now = time.monotonic()
+        if now - self._last_metrics > _METRICS_INTERVAL:
+            self._last_metrics = now
             LOG.info("counters: %s", self.metrics.snapshot())
+        if self._conf.worker.health_file and now - self._last_health > _HEALTH_INTERVAL:
+            self._last_health = now
+            self._write_health()
+
+    def _write_health(self) -> None:
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        record = health.record(self._conf.host, self.metrics.snapshot(), self._lanes.pending(), now)
+        try:
+            health.write(self._conf.worker.health_file, record)
+        except OSError as error:
+            LOG.warning("cannot write the health record %s: %s", self._conf.worker.health_file, error)
 
     def _finish_in_flight(self, connection: kombu.Connection) -> None:
         """After cancelling: let lanes finish what they hold, acking as they go."""
@@ -228,6 +244,7 @@ class Worker:
             return
         if done.outcome is not None:
             self.metrics.incr(done.outcome.status)
+            _log_outcome(done.work.event, done.outcome)
             done.work.message.ack()
         elif done.error is not None and is_transient_db_error(done.error):
             self.metrics.incr("left_for_redelivery")  # stopping while the database was down
@@ -247,3 +264,21 @@ class Worker:
             return
         self.metrics.incr("dead_lettered")
         message.ack()
+
+
+def _log_outcome(event: InstanceEvent, outcome: Outcome) -> None:
+    """One line per event at DEBUG; a dropped late event is worth INFO at 3 a.m."""
+    level = logging.INFO if outcome.status == STALE else logging.DEBUG
+    if LOG.isEnabledFor(level):
+        LOG.log(
+            level,
+            "%s instance.%s of %s from %s at %s (payload host %s/%s), nodes changed: %s",
+            outcome.status,
+            event.action,
+            event.instance_uuid,
+            event.publisher_host,
+            event.timestamp,
+            event.host,
+            event.node,
+            list(outcome.changed_nodes),
+        )

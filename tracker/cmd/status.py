@@ -1,5 +1,6 @@
 """``tracker-status``: every node's inventory, usage and capacity."""
 
+import datetime
 import json
 import sys
 import time
@@ -7,6 +8,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from tracker import health
 from tracker.cmd import common
 from tracker.db.api import Store
 
@@ -15,11 +17,19 @@ _COLUMNS = ("vcpus", "memory_mb", "local_gb")
 cli_opts = [
     cfg.StrOpt("format", default="table", choices=["table", "json"], help="Output format."),
     cfg.FloatOpt("watch", default=0.0, min=0.0, help="Redraw every N seconds (0: print once)."),
+    cfg.BoolOpt(
+        "check-health",
+        default=False,
+        help="Liveness probe: exit 0 if [worker] health_file is fresh, 1 if not. Reads no database.",
+    ),
+    cfg.FloatOpt("max-age", default=30.0, min=1.0, help="With --check-health: the freshness limit, seconds."),
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     conf = common.parse_args(argv, cli_opts, description="Show node capacity and project usage.")
+    if conf.check_health:
+        return check_health(conf)
     store = Store(common.database(conf), conf)
     while True:
         text = render(store.node_views(), store.project_usage(), conf.format)
@@ -30,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         if not conf.watch:
             return 0
         time.sleep(conf.watch)
+
+
+def check_health(conf: cfg.ConfigOpts) -> int:
+    if not conf.worker.health_file:
+        print("no [worker] health_file configured", file=sys.stderr)
+        return 2
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    healthy, why = health.check(conf.worker.health_file, conf.max_age, now)
+    print(why)
+    return 0 if healthy else 1
 
 
 def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str) -> str:

@@ -58,6 +58,14 @@ unacknowledged meanwhile, so nothing is lost.
         min=0.1,
         help="Ceiling of the exponential, jittered backoff between reconnection attempts.",
     ),
+    cfg.StrOpt(
+        "health_file",
+        help="""
+Where the worker rewrites a small JSON health record every few seconds while
+it consumes (counters, pending work). Point a liveness probe at it with
+``tracker-status --check-health``. Unset: no record.
+""",
+    ),
     cfg.IntOpt(
         "heartbeat",
         default=60,

@@ -1,0 +1,44 @@
+"""Liveness: the worker writes a small health record; a probe checks it is fresh.
+
+A worker that is consuming rewrites the record every few seconds. One that
+lost RabbitMQ, or hangs, stops rewriting it, so a probe (systemd, Kubernetes
+exec probe, monitoring) sees it age: ``tracker-status --check-health``.
+"""
+
+import datetime
+import json
+import os
+import tempfile
+from typing import Any
+
+
+def write(path: str, record: dict[str, Any]) -> None:
+    """Replace the record atomically, so a probe never reads half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".health-")
+    with os.fdopen(handle, "w") as out:
+        json.dump(record, out, sort_keys=True)
+    os.replace(temporary, path)
+
+
+def record(host: str, counters: dict[str, int], pending: int, now: datetime.datetime) -> dict[str, Any]:
+    return {
+        "pid": os.getpid(),
+        "host": host,
+        "time": now.isoformat(),
+        "lanes_pending": pending,
+        "counters": counters,
+    }
+
+
+def check(path: str, max_age: float, now: datetime.datetime) -> tuple[bool, str]:
+    """(healthy, why): the record exists and was written less than ``max_age`` seconds ago."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            written = datetime.datetime.fromisoformat(json.load(handle)["time"])
+    except (OSError, ValueError, KeyError) as error:
+        return False, f"no usable health record at {path}: {error}"
+    age = (now - written).total_seconds()
+    if age > max_age:
+        return False, f"health record is {age:.0f}s old (limit {max_age:.0f}s): the worker is not consuming"
+    return True, f"worker consuming; record {age:.1f}s old"
