@@ -1,5 +1,7 @@
 """The persistence layer on SQLite: counters, idempotency, tombstones, outbox, audit."""
 
+import datetime
+
 import pytest
 
 from tests import factories
@@ -162,4 +164,23 @@ def test_a_host_only_destination_prefers_a_real_node_over_a_placeholder(store):
     )
     holds = {(v["host"], v["node"]): v["resources"]["vcpus"]["used"] for v in store.node_views()}
     assert holds[("cmp9", "cmp9")] == 0
+    assert store.audit() == []
+
+
+def test_purge_forgets_only_old_tombstones(store):
+    store.apply(factories.event("create.end", 1, instance="gone"))
+    store.apply(factories.event("delete.end", 2, instance="gone", state="deleted"))
+    store.apply(factories.event("create.end", 3, instance="alive"))
+    with store.db.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE instances SET updated_at = '2020-01-01 00:00:00'")
+    assert store.purge_tombstones(datetime.datetime(2025, 1, 1)) == 1
+    with store.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT uuid FROM instances").scalars().all() == ["alive"]
+        assert (
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM instance_events WHERE instance_uuid = 'gone'"
+            ).scalar()
+            == 0
+        )
+    assert _used(store) == (2, 2048, 20, 1)
     assert store.audit() == []

@@ -1,5 +1,6 @@
 """``tracker-manage``: schema, node inventory, replay, audit."""
 
+import datetime
 import json
 import sys
 import threading
@@ -69,6 +70,12 @@ def _add_parsers(subparsers: Any) -> None:
     replay_parser.set_defaults(func=replay_cmd)
 
     subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
+
+    purge = subparsers.add_parser("purge", help="Forget instances deleted long ago (their tombstones).")
+    purge.add_argument(
+        "--older-than-days", type=float, default=30.0, help="Keep tombstones younger than this (default 30)."
+    )
+    purge.set_defaults(func=purge_cmd)
 
     dead = subparsers.add_parser("dead-letter", help="Messages set aside as poison.").add_subparsers(
         dest="dead_letter_action"
@@ -190,6 +197,13 @@ def dead_letter_replay(conf: cfg.ConfigOpts, store: Store) -> int:
     settled = deadletter.browse(conf, reapply)
     print(json.dumps({"settled": settled, "outcomes": outcomes}, sort_keys=True))
     return 1 if outcomes.get(decide.POISON) else 0
+
+
+def purge_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    days = conf.command.older_than_days
+    cutoff = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(days=days)
+    print(f"purged {store.purge_tombstones(cutoff)} instance tombstones older than {days:g} days")
+    return 0
 
 
 def audit(conf: cfg.ConfigOpts, store: Store) -> int:

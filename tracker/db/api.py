@@ -1,6 +1,7 @@
 """What the rest of the tracker asks of the database; each call is one transaction."""
 
 import dataclasses
+import datetime
 import json
 import threading
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from tracker.db import capacity as node_capacity
 from tracker.db import flavors, missing, usage
 from tracker.db import nodes as node_rows
 from tracker.db.engine import Database
-from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, ProjectUsage
+from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, Instance, ProjectUsage
 from tracker.errors import ConcurrentUpdate
 from tracker.events.model import Flavor, InstanceEvent
 from tracker.retry import db_retrying
@@ -127,6 +128,21 @@ class Store:
                 for node in session.scalars(sa.select(ComputeNode).order_by(ComputeNode.id))
                 if (problem := _audit_node(node, sums.get(node.id)))
             ]
+
+    def purge_tombstones(self, deleted_before: datetime.datetime) -> int:
+        """Forget instances deleted before ``deleted_before``; returns how many.
+
+        A tombstone is what refuses a late event for a deleted instance; once
+        no event can plausibly still be in flight (days, not seconds), it is
+        only weight.
+        """
+        with self.db.transaction() as session:
+            result = session.execute(
+                sa.delete(Instance)
+                .where(Instance.deleted.is_(True), Instance.updated_at < deleted_before)
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def drain_outbox(self, batch_size: int, publish: Callable[[list[dict[str, Any]]], None]) -> int:
         """Publish pending capacity notifications, then delete them, in one transaction.
