@@ -16,9 +16,13 @@ def write(path: str, record: dict[str, Any]) -> None:
     """Replace the record atomically, so a probe never reads half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".health-")
-    with os.fdopen(handle, "w") as out:
-        json.dump(record, out, sort_keys=True)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(record, out, sort_keys=True)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)  # a full disk must not also fill up with stray files
+        raise
 
 
 def record(host: str, counters: dict[str, int], pending: int, now: datetime.datetime) -> dict[str, Any]:

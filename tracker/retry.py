@@ -20,10 +20,13 @@ LOG = logging.getLogger(__name__)
 # exceptions, transaction rollbacks (deadlock, serialization), insufficient
 # resources (too many clients), lock_not_available, and the server going away.
 _PG_TRANSIENT_CLASSES = ("08", "40", "53")
-_PG_TRANSIENT = {"55P03", "57P01", "57P02", "57P03"}
+# 25006: read_only_sql_transaction, a demoted primary right after a failover.
+_PG_TRANSIENT = {"25006", "55P03", "57P01", "57P02", "57P03"}
 # MySQL/MariaDB: lock wait timeout, deadlock, too many connections, server
-# shutdown, lost/refused connections, server gone away, connection killed.
-_MYSQL_TRANSIENT = {1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
+# shutdown, lost/refused connections, server gone away, connection killed;
+# and failover: Galera node not ready (1047), read-only after a switchover
+# (1290, 1792, 1836).
+_MYSQL_TRANSIENT = {1040, 1047, 1053, 1205, 1213, 1290, 1792, 1836, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
 
 
 def is_transient_db_error(error: BaseException) -> bool:

@@ -1,6 +1,8 @@
 import datetime
 import json
 
+import pytest
+
 from tracker import health
 from tracker.cmd import status
 
@@ -40,3 +42,11 @@ def test_status_check_health_exit_codes(tmp_path, capsys):
     health.write(str(path), health.record("w1", {}, 0, now))
     assert status.main(args) == 0
     assert "worker consuming" in capsys.readouterr().out
+
+
+def test_a_failed_write_leaves_no_stray_file(tmp_path):
+    target = tmp_path / "health.json"
+    target.mkdir()  # a directory where the file should be: os.replace fails
+    with pytest.raises(OSError):
+        health.write(str(target), health.record("w1", {}, 0, NOW))
+    assert [p.name for p in tmp_path.iterdir()] == ["health.json"]

@@ -132,3 +132,12 @@ def test_backoff_ends_as_soon_as_the_worker_stops():
 
 def _always_races():
     raise ConcurrentUpdate("race")
+
+
+@pytest.mark.parametrize("code", [1047, 1290, 1792, 1836])
+def test_mysql_failover_errors_are_transient(code):
+    assert retry.is_transient_db_error(_dbapi(Exception(code, "failover")))
+
+
+def test_postgresql_read_only_after_failover_is_transient():
+    assert retry.is_transient_db_error(_dbapi(_PgError("25006")))

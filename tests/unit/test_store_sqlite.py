@@ -167,6 +167,18 @@ def test_a_host_only_destination_prefers_a_real_node_over_a_placeholder(store):
     assert store.audit() == []
 
 
+def test_a_payload_naming_a_placeholder_confirms_it_as_a_real_node(store):
+    store.apply(factories.event("create.end", 1, instance="a"))
+    store.apply(factories.event("live_migration_pre.start", 2, publisher="cmp7", instance="a"))
+    store.apply(factories.event("live_migration_post_dest.end", 3, host="cmp7", node="cmp7", instance="a"))
+    with store.db.engine.connect() as connection:
+        flags = connection.exec_driver_sql(
+            "SELECT hypervisor_hostname, placeholder FROM compute_nodes WHERE host = 'cmp7'"
+        )
+        assert [tuple(row) for row in flags] == [("cmp7", False)]
+    assert _used(store, ("cmp7", "cmp7")) == (2, 2048, 20, 1)
+
+
 def test_purge_forgets_only_old_tombstones(store):
     store.apply(factories.event("create.end", 1, instance="gone"))
     store.apply(factories.event("delete.end", 2, instance="gone", state="deleted"))

@@ -1,5 +1,6 @@
 """The outbox relay: publishes capacity notifications after the usage change committed."""
 
+import contextlib
 import logging
 import threading
 
@@ -65,6 +66,9 @@ class Relay:
         if self._connection is None:
             return
         try:
+            # heartbeat_check counts what was read: read the broker's heartbeats first
+            with contextlib.suppress(TimeoutError):
+                self._connection.drain_events(timeout=0.01)
             self._connection.heartbeat_check()
         except Exception as error:  # noqa: BLE001 - reconnected on the next drain
             LOG.info("capacity relay: connection lost while idle (%s)", error)

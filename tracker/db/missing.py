@@ -47,9 +47,12 @@ def _create_all(session: orm.Session, missing: MissingRows, defaults: nodes.Inve
         session.add(Instance(uuid=missing.instance_uuid, deleted=False, base_state=""))
     for location in missing.locations:
         name = location.node or location.host
-        if nodes.find(session, location.host, name) is None:
+        existing = nodes.find(session, location.host, name)
+        if existing is None:
             placeholder = location.node is None
             session.add(nodes.new_node(location.host, name, defaults, placeholder=placeholder))
+        elif location.node is not None and existing.placeholder:
+            existing.placeholder = False  # a payload named it: it is a real node
     for project_id in missing.projects:
         if session.get(ProjectUsage, project_id) is None:
             session.add(ProjectUsage(project_id=project_id, vcpus=0, memory_mb=0, local_gb=0, instances=0))

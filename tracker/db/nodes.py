@@ -67,7 +67,9 @@ def resolve(session: orm.Session, location: Location, known: dict[str, int]) -> 
     """
     if location.node is not None:
         node = find(session, location.host, location.node)
-        return None if node is None else node.id
+        # A placeholder named exactly as a payload names a node is that real
+        # node: report it missing so it is confirmed outside this transaction.
+        return None if node is None or node.placeholder else node.id
     if location.host in known:
         return known[location.host]
     return _pick_node_of_host(session, location.host)
