@@ -25,12 +25,16 @@ def write(path: str, record: dict[str, Any]) -> None:
         raise
 
 
-def record(host: str, counters: dict[str, int], pending: int, now: datetime.datetime) -> dict[str, Any]:
+def record(
+    host: str, counters: dict[str, int], pending: int, now: datetime.datetime, stalled_for: float = 0.0
+) -> dict[str, Any]:
+    """``stalled_for``: seconds the lanes had work and finished none (a hung database call)."""
     return {
         "pid": os.getpid(),
         "host": host,
         "time": now.isoformat(),
         "lanes_pending": pending,
+        "stalled_for": round(stalled_for, 1),
         "counters": counters,
     }
 
@@ -39,10 +43,15 @@ def check(path: str, max_age: float, now: datetime.datetime) -> tuple[bool, str]
     """(healthy, why): the record exists and was written less than ``max_age`` seconds ago."""
     try:
         with open(path, encoding="utf-8") as handle:
-            written = datetime.datetime.fromisoformat(json.load(handle)["time"])
+            stored = json.load(handle)
+        written = datetime.datetime.fromisoformat(stored["time"])
     except (OSError, ValueError, KeyError) as error:
         return False, f"no usable health record at {path}: {error}"
     age = (now - written).total_seconds()
     if age > max_age:
         return False, f"health record is {age:.0f}s old (limit {max_age:.0f}s): the worker is not consuming"
+    stalled = float(stored.get("stalled_for", 0.0))
+    if stalled > max_age:
+        pending = stored.get("lanes_pending")
+        return False, f"lanes finished nothing for {stalled:.0f}s with {pending} pending: a lane is stuck"
     return True, f"worker consuming; record {age:.1f}s old"

@@ -38,6 +38,12 @@ def test_replay_applies_what_now_decodes_and_keeps_the_rest(tmp_path, postgresql
                 connection.default_channel, conf, b"not json at all", "DecodeError: not JSON", "x.info"
             )
 
+            # decodes, but the database refuses it (uuid longer than Nova's 36 characters)
+            overlong = factories.message("instance.create.end", factories.instance_payload("u" * 80))
+            dead_letter(
+                connection.default_channel, conf, json.dumps(overlong), "DataError: too long", "x.info"
+            )
+
         assert manage.main([*args, "dead-letter", "list"]) == 0
         listed = capsys.readouterr().out
         assert "x.info: DecodeError: too large" in listed and "not JSON" in listed
@@ -50,7 +56,7 @@ def test_replay_applies_what_now_decodes_and_keeps_the_rest(tmp_path, postgresql
         args = _config(tmp_path, postgresql_url, names, max_bytes=1 << 20)
         assert manage.main([*args, "dead-letter", "replay"]) == 1
         result = json.loads(capsys.readouterr().out)
-        assert result == {"settled": 1, "outcomes": {"applied": 1, "poison": 1}}
+        assert result == {"settled": 1, "outcomes": {"applied": 1, "failed": 1, "poison": 1}}
         assert manage.main([*args, "node", "list"]) == 0
         assert "cmp1.example.org" in capsys.readouterr().out
     finally:

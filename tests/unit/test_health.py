@@ -50,3 +50,10 @@ def test_a_failed_write_leaves_no_stray_file(tmp_path):
     with pytest.raises(OSError):
         health.write(str(target), health.record("w1", {}, 0, NOW))
     assert [p.name for p in tmp_path.iterdir()] == ["health.json"]
+
+
+def test_lanes_that_finish_nothing_make_the_worker_unhealthy(tmp_path):
+    path = str(tmp_path / "health.json")
+    health.write(path, health.record("w1", {}, 7, NOW, stalled_for=120.0))
+    healthy, why = health.check(path, 30, NOW)
+    assert not healthy and "7 pending" in why

@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from tests import factories
+from tracker.cmd import manage
 from tracker.db.api import NodeInventory
 from tracker.db.apply import AFTER_DELETE, APPLIED, DUPLICATE, STALE, UNCHANGED
 
@@ -196,3 +197,24 @@ def test_purge_forgets_only_old_tombstones(store):
         )
     assert _used(store) == (2, 2048, 20, 1)
     assert store.audit() == []
+
+
+def test_a_purged_instance_is_not_brought_back_by_a_late_event(store):
+    store.apply(factories.event("create.end", 1, instance="gone"))
+    store.apply(factories.event("delete.end", 2, instance="gone", state="deleted"))
+    with store.db.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE instances SET updated_at = '2020-01-01 00:00:00'")
+    store.purge_tombstones(datetime.datetime(2030, 1, 1))
+    # Given the tombstone is gone, when an old update of that instance arrives late
+    assert store.apply(factories.event("update", 3, instance="gone")).status == AFTER_DELETE
+    # Then nothing counts and no row comes back
+    assert _used(store) == (0, 0, 0, 0)
+    with store.db.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM instances").scalar() == 0
+
+
+def test_purge_refuses_to_drop_tombstones_younger_than_a_day(tmp_path, conf):
+    path = tmp_path / "tracker.conf"
+    path.write_text(f"[database]\nconnection = {conf.database.connection}\n")
+    with pytest.raises(SystemExit):
+        manage.main(["--config-file", str(path), "purge", "--older-than-days", "0.5"])

@@ -9,11 +9,13 @@ import uuid
 
 import kombu
 import pytest
+from amqp.exceptions import MessageNacked
 
 from tests import factories
 from tests.conftest import make_conf
 from tracker import health
 from tracker.bus import amqp
+from tracker.bus import consumer as consumer_module
 from tracker.bus.consumer import Worker
 from tracker.db import migration
 from tracker.db.api import Store
@@ -158,3 +160,34 @@ def test_a_consuming_worker_keeps_its_health_record_fresh(running_worker, memory
     _wait_for(lambda: os.path.exists(path))
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     assert health.check(path, 10, now)[0]
+
+
+def test_a_refused_dead_letter_is_retried_after_a_reconnect(monkeypatch, memory_conf):
+    refusals = []
+    real = consumer_module.dead_letter
+
+    def refuse_once(*args, **kwargs):
+        if not refusals:
+            refusals.append(1)
+            raise MessageNacked("dead-letter queue full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(consumer_module, "dead_letter", refuse_once)
+    monkeypatch.setattr(consumer_module, "_PARK_LIMIT", 0.3)
+    db = Database.from_conf(memory_conf)
+    migration.upgrade(db.engine)
+    stopping = threading.Event()
+    worker = Worker(memory_conf, Store(db, memory_conf, stopping), stopping)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        _wait_for(lambda: worker._channel is not None)
+        _publish(kombu.Connection("memory://"), memory_conf, {"not": "a notification"})
+        # refused and parked, then redelivered after the reconnect and set aside
+        _wait_for(lambda: worker.metrics["dead_lettered"] == 1)
+        assert worker.metrics["dead_letter_refused"] == 1
+        assert worker.metrics["received"] == 2
+    finally:
+        stopping.set()
+        thread.join(10)
+        db.dispose()

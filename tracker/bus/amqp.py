@@ -12,6 +12,9 @@ import kombu
 from oslo_config import cfg
 
 _RABBIT_SCHEMES = ("rabbit", "amqp")
+# Longest wait for a publisher confirm: a broker in a memory alarm must not
+# stall the consumer thread, nor hold an outbox transaction, indefinitely.
+CONFIRM_TIMEOUT = 10.0
 
 
 def broker_urls(transport_url: str) -> list[str]:

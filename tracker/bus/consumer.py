@@ -37,6 +37,9 @@ LOG = logging.getLogger(__name__)
 _DRAIN_TIMEOUT = 0.2
 _METRICS_INTERVAL = 60.0
 _HEALTH_INTERVAL = 5.0
+# Messages the dead-letter queue refused stay unacked ("parked"); after this
+# long the session is restarted so RabbitMQ redelivers them for another try.
+_PARK_LIMIT = 60.0
 # Channel errors too: RabbitMQ closes the channel when a delivery stays unacked
 # past consumer_timeout (a long database outage); a new channel starts afresh.
 _CONNECTION_ERRORS = (
@@ -45,6 +48,10 @@ _CONNECTION_ERRORS = (
     kombu.exceptions.ConnectionError,
     ChannelError,
 )
+
+
+class _ParkedTooLong(Exception):
+    """Internal: reconnect so that parked messages are redelivered."""
 
 
 class ConfigurationError(TrackerError):
@@ -81,6 +88,9 @@ class Worker:
         self._channel: Any = None
         self._last_metrics = time.monotonic()
         self._last_health = 0.0
+        self._last_progress = time.monotonic()
+        self._parked: list[Any] = []
+        self._parked_since = 0.0
 
     def run(self) -> None:
         """Consume until ``stopping`` is set; reconnects with backoff on broker faults."""
@@ -107,11 +117,18 @@ class Worker:
             self._consume(connection)
         except _CONNECTION_ERRORS as error:
             LOG.warning("RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, error)
+        except _ParkedTooLong:
+            LOG.warning(
+                "the dead-letter queue refused %d message(s); requeueing, reconnecting", len(self._parked)
+            )
+            for message in self._parked:
+                message.requeue()
         finally:
             # Work still queued from this connection can no longer be acked:
             # a new epoch makes the lanes skip it while we reconnect.
             self._epoch += 1
             self._channel = None
+            self._parked.clear()
             connection.release()
 
     def _connect(self, connection: kombu.Connection) -> None:
@@ -159,6 +176,8 @@ class Worker:
         except TimeoutError:
             connection.heartbeat_check()
         now = time.monotonic()
+        if self._parked and now - self._parked_since > _PARK_LIMIT:
+            raise _ParkedTooLong()
         if now - self._last_metrics > _METRICS_INTERVAL:
             self._last_metrics = now
             LOG.info("counters: %s", self.metrics.snapshot())
@@ -168,7 +187,9 @@ class Worker:
 
     def _write_health(self) -> None:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        record = health.record(self._conf.host, self.metrics.snapshot(), self._lanes.pending(), now)
+        pending = self._lanes.pending()
+        stalled = 0.0 if not pending else time.monotonic() - self._last_progress
+        record = health.record(self._conf.host, self.metrics.snapshot(), pending, now, stalled)
         try:
             health.write(self._conf.worker.health_file, record)
         except OSError as error:
@@ -234,6 +255,7 @@ class Worker:
                 done = self._results.get_nowait()
             except queue.Empty:
                 return
+            self._last_progress = time.monotonic()
             self._settle_one(done)
 
     def _settle_one(self, done: Done) -> None:
@@ -258,9 +280,12 @@ class Worker:
         routing_key = message.delivery_info.get("routing_key")
         try:
             dead_letter(self._channel, self._conf, message.body, reason, routing_key)
-        except MessageNacked:
+        except (MessageNacked, TimeoutError):
             self.metrics.incr("dead_letter_refused")
             LOG.error("the dead-letter queue refused a message (%s); it stays unacknowledged", reason[:200])
+            if not self._parked:
+                self._parked_since = time.monotonic()
+            self._parked.append(message)
             return
         self.metrics.incr("dead_lettered")
         message.ack()

@@ -25,6 +25,7 @@ def dead_letter(channel: Any, conf: cfg.ConfigOpts, body: Any, reason: str, rout
         routing_key=queue.name,
         declare=[queue],
         delivery_mode=2,
+        confirm_timeout=amqp.CONFIRM_TIMEOUT,
         content_type="application/json",
         content_encoding="utf-8",
         headers={
@@ -36,7 +37,7 @@ def dead_letter(channel: Any, conf: cfg.ConfigOpts, body: Any, reason: str, rout
     LOG.warning("dead-lettered a message from %s to %s: %s", routing_key, queue.name, reason[:300])
 
 
-def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool]) -> int:
+def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool], limit: int) -> int:
     """Offer each dead letter present now to ``handle``; ack those it settles.
 
     Every letter is held unacknowledged while browsing, so each is seen once
@@ -48,7 +49,9 @@ def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool]) -> int:
         channel = connection.channel()
         queue = amqp.dead_letter_queue(conf)(channel)
         _name, pending, _consumers = queue.queue_declare(passive=True)
-        held = [message for message in (queue.get(no_ack=False) for _ in range(pending)) if message]
+        held = [
+            message for message in (queue.get(no_ack=False) for _ in range(min(pending, limit))) if message
+        ]
         for message in held:
             if handle(message):
                 message.ack()

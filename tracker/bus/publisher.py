@@ -11,8 +11,6 @@ from oslo_config import cfg
 from tracker.bus import amqp
 from tracker.db.capacity import EVENT_TYPE
 
-CONFIRM_TIMEOUT = 10.0
-
 
 def capacity_message(payload: dict[str, Any], publisher_id: str, now: datetime.datetime) -> dict[str, str]:
     """oslo.messaging ``messagingv2``: the inner message JSON-encoded under ``oslo.message``."""
@@ -50,5 +48,5 @@ class CapacityPublisher:
                 delivery_mode=2 if self._exchange.durable else 1,
                 # bounded: a broker in a memory alarm must not hold the outbox
                 # transaction (and SQLite's write lock) forever
-                confirm_timeout=CONFIRM_TIMEOUT,
+                confirm_timeout=amqp.CONFIRM_TIMEOUT,
             )

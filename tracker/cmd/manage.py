@@ -73,19 +73,29 @@ def _add_parsers(subparsers: Any) -> None:
 
     purge = subparsers.add_parser("purge", help="Forget instances deleted long ago (their tombstones).")
     purge.add_argument(
-        "--older-than-days", type=float, default=30.0, help="Keep tombstones younger than this (default 30)."
+        "--older-than-days",
+        type=_at_least_one_day,
+        default=30.0,
+        help="Keep tombstones younger than this, at least 1 (default 30).",
     )
     purge.set_defaults(func=purge_cmd)
 
     dead = subparsers.add_parser("dead-letter", help="Messages set aside as poison.").add_subparsers(
         dest="dead_letter_action"
     )
-    dead.add_parser("list", help="Print each dead letter's reason and event.").set_defaults(
-        func=dead_letter_list
-    )
-    dead.add_parser(
-        "replay", help="Apply the dead letters again (after a fix); those still poison stay."
-    ).set_defaults(func=dead_letter_replay)
+    for name, func, text in (
+        ("list", dead_letter_list, "Print each dead letter's reason."),
+        (
+            "replay",
+            dead_letter_replay,
+            "Apply the dead letters again (after a fix); those still failing stay.",
+        ),
+    ):
+        action = dead.add_parser(name, help=text)
+        action.add_argument(
+            "--limit", type=int, default=1000, help="At most this many letters (default 1000)."
+        )
+        action.set_defaults(func=func)
 
 
 _FLAVOR_ARGS = (
@@ -96,6 +106,13 @@ _FLAVOR_ARGS = (
     ("swap", "MiB"),
 )
 _REQUIRED_SIZES = ("vcpus", "memory_mb", "root_gb")
+
+
+def _at_least_one_day(text: str) -> float:
+    days = float(text)
+    if days < 1:
+        raise ValueError("tombstones younger than a day still guard against late events")
+    return days
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,7 +198,7 @@ def dead_letter_list(conf: cfg.ConfigOpts, store: Store) -> int:
         print(f"{message.headers.get('x-original-routing-key', '?')}: {reason}")
         return False  # leave it in the queue
 
-    deadletter.browse(conf, show)
+    deadletter.browse(conf, show, conf.command.limit)
     return 0
 
 
@@ -189,14 +206,18 @@ def dead_letter_replay(conf: cfg.ConfigOpts, store: Store) -> int:
     outcomes: dict[str, int] = {}
 
     def reapply(message: Any) -> bool:
-        decision = decide.decide(message.body, conf.nova_notifications.max_message_bytes)
-        status = store.apply(decision.event).status if decision.event else decision.kind
+        try:
+            decision = decide.decide(message.body, conf.nova_notifications.max_message_bytes)
+            status = store.apply(decision.event).status if decision.event else decision.kind
+        except Exception as error:  # noqa: BLE001 - one failing letter must not stop the rest
+            print(f"still failing: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
+            status = "failed"
         outcomes[status] = outcomes.get(status, 0) + 1
-        return decision.kind != decide.POISON
+        return status not in (decide.POISON, "failed")
 
-    settled = deadletter.browse(conf, reapply)
+    settled = deadletter.browse(conf, reapply, conf.command.limit)
     print(json.dumps({"settled": settled, "outcomes": outcomes}, sort_keys=True))
-    return 1 if outcomes.get(decide.POISON) else 0
+    return 1 if outcomes.get(decide.POISON) or outcomes.get("failed") else 0
 
 
 def purge_cmd(conf: cfg.ConfigOpts, store: Store) -> int:

@@ -16,7 +16,7 @@ from tracker.db import capacity as node_capacity
 from tracker.db import flavors, missing, usage
 from tracker.db import nodes as node_rows
 from tracker.db.engine import Database
-from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, Instance, ProjectUsage
+from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
 from tracker.errors import ConcurrentUpdate
 from tracker.events.model import Flavor, InstanceEvent
 from tracker.retry import db_retrying
@@ -142,6 +142,14 @@ class Store:
                 .where(Instance.deleted.is_(True), Instance.updated_at < deleted_before)
                 .execution_options(synchronize_session=False)
             )
+            # Remember the cutoff: an event of an unknown instance older than it
+            # may belong to a purged one, and must not bring it back.
+            mark = session.get(Watermark, applying.PURGED_BEFORE, with_for_update=True)
+            value = deleted_before.strftime("%Y-%m-%dT%H:%M:%S.%f")
+            if mark is None:
+                session.add(Watermark(name=applying.PURGED_BEFORE, value=value))
+            else:
+                mark.value = max(mark.value, value)
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def drain_outbox(self, batch_size: int, publish: Callable[[list[dict[str, Any]]], None]) -> int:

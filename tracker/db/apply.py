@@ -15,7 +15,7 @@ from tracker.accounting.usage import Usage
 from tracker.db import flavors, nodes, usage
 from tracker.db import history as hist
 from tracker.db.missing import MissingRows
-from tracker.db.models import ComputeNode
+from tracker.db.models import ComputeNode, Watermark
 from tracker.events.model import InstanceEvent
 
 APPLIED = "applied"
@@ -23,6 +23,7 @@ UNCHANGED = "unchanged"
 DUPLICATE = "duplicate"
 STALE = "stale"
 AFTER_DELETE = "after_delete"
+PURGED_BEFORE = "tombstones_purged_before"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,9 @@ def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) 
         return Outcome(DUPLICATE)
     if history.base.deleted:
         return Outcome(AFTER_DELETE)  # the tombstone: nothing resurrects an instance
+    if history.is_new and _purged(session, event):
+        session.delete(history.record)  # the row created for this event: drop it again
+        return Outcome(AFTER_DELETE)
     if history.is_stale(event):
         return Outcome(STALE)
     state = hist.derive(session, history, event)
@@ -45,6 +49,12 @@ def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) 
     hist.record(session, history, event, state)
     hist.compact(session, history, state, history_limit)
     return Outcome(APPLIED if changed else UNCHANGED, changed)
+
+
+def _purged(session: orm.Session, event: InstanceEvent) -> bool:
+    """An unknown instance whose event predates the last purge may be a purged tombstone."""
+    mark = session.get(Watermark, PURGED_BEFORE)
+    return mark is not None and hist.stored_time(event) <= mark.value
 
 
 def _reallocate(session: orm.Session, before: InstanceState | None, after: InstanceState) -> tuple[int, ...]:

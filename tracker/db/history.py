@@ -32,6 +32,11 @@ class History:
         last = self.base.last_timestamp
         return last is not None and event.timestamp <= last
 
+    @property
+    def is_new(self) -> bool:
+        """The row was just created for this event: nothing is known of the instance."""
+        return self.current is None and not self.record.base_state and self.record.event_count == 0
+
     def is_in_order(self, event: Event) -> bool:
         if self.current is None:
             return False

@@ -145,6 +145,15 @@ class Flavor(Base):
     swap: orm.Mapped[int] = orm.mapped_column(sa.Integer)
 
 
+class Watermark(Base):
+    """A named point in time; ``tombstones_purged_before`` guards purged instances."""
+
+    __tablename__ = "watermarks"
+
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    value: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+
+
 class CapacityOutbox(Base):
     """Capacity notifications written with the usage change, published after commit."""
 
