@@ -7,7 +7,6 @@ whatever order the lanes reach them; the result must equal the oracle.
 
 import random
 import threading
-import time
 
 import kombu
 import pytest
@@ -17,6 +16,7 @@ from cloudsim.publish import publish
 from tests.conftest import RABBIT_URL, require
 from tests.functional.test_worker_rabbitmq import _conf, _delete_entities
 from tests.oracle import differences, register
+from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.db import migration
@@ -66,15 +66,6 @@ def _action(event_type):
     return catalogue.versioned_action(event_type) or catalogue.legacy_action(event_type)
 
 
-def _wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.mark.parametrize("fmt", ["versioned", "legacy"])
 def test_two_hundred_instances_match_the_oracle(postgresql_url, names, fmt):
     require("rabbitmq")
@@ -95,7 +86,7 @@ def test_two_hundred_instances_match_the_oracle(postgresql_url, names, fmt):
     try:
         for thread in threads:
             thread.start()
-        _wait_for(lambda: all(w._channel is not None for w in workers), 20)
+        wait_for(lambda: all(w._channel is not None for w in workers), 20)
         publish(messages, RABBIT_URL, exchange=names["nova"])
 
         def consumed():
@@ -104,7 +95,7 @@ def test_two_hundred_instances_match_the_oracle(postgresql_url, names, fmt):
             idle = all(w._lanes.pending() == 0 and w._results.empty() for w in workers)
             return received and idle and _queue_depth(conf.nova_notifications.queue) == 0
 
-        _wait_for(consumed, 300)
+        wait_for(consumed, 300)
         stopping.set()
         for thread in threads:
             thread.join(60)

@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import kombu
 import psutil
@@ -17,20 +16,12 @@ import sqlalchemy as sa
 from tests import factories
 from tests.conftest import RABBIT_URL, require
 from tests.functional.test_worker_rabbitmq import _delete_entities
+from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.cmd import common
 
 pytestmark = pytest.mark.functional
 WORKER = shutil.which("tracker-worker", path=os.path.dirname(sys.executable))
-
-
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -56,7 +47,7 @@ def worker_config(tmp_path, postgresql_url, names):
 
 def _start(args, log):
     process = subprocess.Popen([WORKER, *args], stderr=log, stdout=log)
-    _wait_for(lambda: "consuming" in pathlib.Path(log.name).read_text())
+    wait_for(lambda: "consuming" in pathlib.Path(log.name).read_text(), 30.0)
     return process
 
 
@@ -117,11 +108,11 @@ def test_worker_reconnects_after_losing_the_broker_connection(worker_config, pos
         process = _start(worker_config, log)
         try:
             _publish(conf, 5)
-            _wait_for(lambda: _instances(postgresql_url) == 5)
+            wait_for(lambda: _instances(postgresql_url) == 5, 30.0)
             assert _close_connections_of(process) >= 1
-            _wait_for(lambda: pathlib.Path(log.name).read_text().count("consuming") >= 2)
+            wait_for(lambda: pathlib.Path(log.name).read_text().count("consuming") >= 2, 30.0)
             _publish(conf, 5, first=5)
-            _wait_for(lambda: _instances(postgresql_url) == 10)
+            wait_for(lambda: _instances(postgresql_url) == 10, 30.0)
             assert process.poll() is None, "the worker must survive a lost connection"
         finally:
             process.terminate()
@@ -139,7 +130,7 @@ def test_sigterm_finishes_in_flight_work_acks_and_exits_cleanly(
     with open(tmp_path / "worker.log", "w") as log:
         process = _start(worker_config, log)
         _publish(conf, 300)
-        _wait_for(lambda: _instances(postgresql_url) > 0)
+        wait_for(lambda: _instances(postgresql_url) > 0, 30.0)
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0
     text = (tmp_path / "worker.log").read_text()

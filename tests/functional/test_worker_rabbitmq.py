@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import kombu
 import oslo_messaging
@@ -11,6 +10,7 @@ from oslo_config import cfg
 
 from tests import factories
 from tests.conftest import RABBIT_URL, make_conf, require
+from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.bus.consumer import ConfigurationError, Worker
 from tracker.client.view import CapacityView
@@ -27,15 +27,6 @@ NOVA_DEFAULT_QUEUES = (
     "notifications.info",
     "notifications.error",
 )
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def _conf(url, names, **extra):
@@ -73,7 +64,7 @@ class Running:
 
     def __enter__(self):
         self.thread.start()
-        _wait_for(lambda: self.worker._channel is not None)
+        wait_for(lambda: self.worker._channel is not None, 20.0)
         return self
 
     def __exit__(self, *exc):
@@ -135,7 +126,7 @@ def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names
             flavor = factories.flavor_payload(vcpus=4, memory_mb=4096, root_gb=40, ephemeral_gb=0, swap=1024)
             payload = factories.instance_payload("11111111-2222-3333-4444-555555555555", flavor=flavor)
             notifier.info(context, "instance.create.end", payload)
-            _wait_for(lambda: running.worker.metrics["applied"] == 1)
+            wait_for(lambda: running.worker.metrics["applied"] == 1, 20.0)
 
             with running.db.engine.connect() as connection:
                 row = connection.exec_driver_sql(
@@ -149,8 +140,8 @@ def test_create_and_delete_flow_from_nova_to_the_scheduler(postgresql_url, names
                 "11111111-2222-3333-4444-555555555555", state="deleted", flavor=flavor
             )
             notifier.info(context, "instance.delete.end", deleted)
-            _wait_for(lambda: running.worker.metrics["applied"] == 2)
-            _wait_for(lambda: (view.get("cmp1", "cmp1.example.org") or {}).get("generation") == 3)
+            wait_for(lambda: running.worker.metrics["applied"] == 2, 20.0)
+            wait_for(lambda: (view.get("cmp1", "cmp1.example.org") or {}).get("generation") == 3, 20.0)
             transport.cleanup()
     finally:
         listener.stop()
@@ -180,7 +171,7 @@ def test_poison_is_dead_lettered_without_context_and_consuming_goes_on(postgresq
             transport, notifier = _nova_compute_notifier(names, tmp_path)
             notifier.info({"auth_token": SECRET}, "instance.create.end", {"nova_object.data": {"uuid": "x"}})
             notifier.info({"auth_token": SECRET}, "instance.create.end", factories.instance_payload("u-ok"))
-            _wait_for(
+            wait_for(
                 lambda: (
                     running.worker.metrics["dead_lettered"] == 1 and running.worker.metrics["applied"] == 1
                 )

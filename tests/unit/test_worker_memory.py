@@ -4,7 +4,6 @@ import datetime
 import json
 import os
 import threading
-import time
 import uuid
 
 import kombu
@@ -13,6 +12,7 @@ from amqp.exceptions import MessageNacked
 
 from tests import factories
 from tests.conftest import make_conf
+from tests.waiting import wait_for
 from tracker import health
 from tracker.bus import amqp
 from tracker.bus import consumer as consumer_module
@@ -20,15 +20,6 @@ from tracker.bus.consumer import Worker
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database
-
-
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -61,7 +52,7 @@ def running_worker(memory_conf):
     capacity(connection.default_channel).declare()
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    _wait_for(lambda: worker._channel is not None)
+    wait_for(lambda: worker._channel is not None, 10.0)
     yield worker, connection, capacity
     stopping.set()
     thread.join(10)
@@ -85,7 +76,7 @@ def test_worker_applies_acks_dead_letters_and_announces(running_worker, memory_c
     _publish(connection, memory_conf, factories.envelope(create))
     _publish(connection, memory_conf, {"oslo.version": "2.0", "oslo.message": "{broken"})
     _publish(connection, memory_conf, factories.envelope(factories.message("service.update", {})))
-    _wait_for(
+    wait_for(
         lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] + worker.metrics["ignored"] == 3
     )
 
@@ -95,7 +86,7 @@ def test_worker_applies_acks_dead_letters_and_announces(running_worker, memory_c
     dead = amqp.dead_letter_queue(memory_conf)(connection.default_channel).get()
     assert "oslo.message is not JSON" in dead.headers["x-tracker-reason"]
 
-    _wait_for(lambda: worker.relay.published >= 1)
+    wait_for(lambda: worker.relay.published >= 1, 10.0)
     announced = capacity(connection.default_channel).get()
     inner = json.loads(json.loads(announced.body)["oslo.message"])
     assert inner["event_type"] == "capacity.update"
@@ -108,7 +99,7 @@ def test_redelivered_message_is_acked_without_double_counting(running_worker, me
     body = factories.envelope(factories.message("instance.create.end", factories.instance_payload("u1")))
     _publish(connection, memory_conf, body)
     _publish(connection, memory_conf, body)
-    _wait_for(lambda: worker.metrics["applied"] + worker.metrics["duplicate"] == 2)
+    wait_for(lambda: worker.metrics["applied"] + worker.metrics["duplicate"] == 2, 10.0)
     assert worker.metrics["duplicate"] == 1
     assert worker._store.node_views()[0]["running_vms"] == 1
 
@@ -121,8 +112,8 @@ def test_error_routing_key_is_consumed_too(running_worker, memory_conf):
         priority="ERROR",
     )
     _publish(connection, memory_conf, factories.envelope(error), routing_key="versioned_notifications.error")
-    _wait_for(lambda: worker.metrics["received"] == 1)
-    _wait_for(lambda: worker.metrics["unchanged"] == 1)
+    wait_for(lambda: worker.metrics["received"] == 1, 10.0)
+    wait_for(lambda: worker.metrics["unchanged"] == 1, 10.0)
 
 
 def test_odd_messages_are_set_aside_and_the_worker_keeps_consuming(running_worker, memory_conf):
@@ -150,14 +141,14 @@ def test_odd_messages_are_set_aside_and_the_worker_keeps_consuming(running_worke
         memory_conf,
         factories.envelope(factories.message("instance.create.end", factories.instance_payload("u-good"))),
     )
-    _wait_for(lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] == 5)
+    wait_for(lambda: worker.metrics["applied"] + worker.metrics["dead_lettered"] == 5, 10.0)
     assert (worker.metrics["applied"], worker.metrics["dead_lettered"]) == (1, 4)
     assert [(v["host"], v["running_vms"]) for v in worker._store.node_views()] == [("cmp1", 1)]
 
 
 def test_a_consuming_worker_keeps_its_health_record_fresh(running_worker, memory_conf):
     path = memory_conf.worker.health_file
-    _wait_for(lambda: os.path.exists(path))
+    wait_for(lambda: os.path.exists(path), 10.0)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     assert health.check(path, 10, now)[0]
 
@@ -181,10 +172,10 @@ def test_a_refused_dead_letter_is_retried_after_a_reconnect(monkeypatch, memory_
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        _wait_for(lambda: worker._channel is not None)
+        wait_for(lambda: worker._channel is not None, 10.0)
         _publish(kombu.Connection("memory://"), memory_conf, {"not": "a notification"})
         # refused and parked, then redelivered after the reconnect and set aside
-        _wait_for(lambda: worker.metrics["dead_lettered"] == 1)
+        wait_for(lambda: worker.metrics["dead_lettered"] == 1, 10.0)
         assert worker.metrics["dead_letter_refused"] == 1
         assert worker.metrics["received"] == 2
     finally:
