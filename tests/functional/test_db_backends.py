@@ -80,3 +80,23 @@ def test_workers_in_parallel_never_lose_an_update(server_url):
     assert stores[0].audit() == []
     for store in stores:
         store.db.dispose()
+
+
+def test_the_largest_sizes_nova_accepts_fit_and_leave_room_for_the_rest(server_url):
+    """Issue 12: two instances of 2**31 - 1 vCPUs / MiB once overflowed the node and
+    project counters, and every later event of that node failed."""
+    store = _store(server_url)
+    migration.upgrade(store.db.engine)
+    huge = 2**31 - 1
+    store.apply(factories.event("create.end", 1, instance="big-cpu", flavor_=factories.flavor(huge, 1, huge)))
+    store.apply(factories.event("create.end", 1, instance="big-ram", flavor_=factories.flavor(1, huge, huge)))
+    for i in range(20):
+        store.apply(factories.event("create.end", 2, instance=f"small-{i}"))
+    view = store.node_views()[0]
+    assert view["running_vms"] == 22
+    assert view["resources"]["vcpus"]["used"] == huge + 1 + 20 * 2
+    assert view["resources"]["memory_mb"]["used"] == 1 + huge + 20 * 2048
+    assert view["resources"]["local_gb"]["used"] == 2 * huge + 20 * 20
+    assert store.project_usage()[0]["vcpus"] == huge + 1 + 20 * 2
+    assert store.audit() == []
+    store.db.dispose()

@@ -18,6 +18,11 @@ class Base(orm.DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
 
 
+# Usage sums: 64-bit. SQLite's INTEGER already stores 64 bits, and declaring it
+# INTEGER there spares a table rebuild that its foreign keys would refuse.
+Counter = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
@@ -44,10 +49,10 @@ class ComputeNode(Base):
     cpu_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
     ram_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
     disk_allocation_ratio: orm.Mapped[float] = orm.mapped_column(sa.Float)
-    vcpus_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    memory_mb_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    local_gb_used: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    running_vms: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    vcpus_used: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    memory_mb_used: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    local_gb_used: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    running_vms: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
     generation: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
     # Created for a move's destination known only by host (named after the
     # host); a real node of that host is preferred as soon as one exists.
@@ -114,9 +119,9 @@ class Allocation(Base):
     )
     role: orm.Mapped[str] = orm.mapped_column(sa.String(16), primary_key=True)
     project_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
-    vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer)
-    memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
-    local_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    vcpus: orm.Mapped[int] = orm.mapped_column(Counter)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(Counter)
+    local_gb: orm.Mapped[int] = orm.mapped_column(Counter)
 
 
 class ProjectUsage(Base):
@@ -125,10 +130,10 @@ class ProjectUsage(Base):
     __tablename__ = "project_usage"
 
     project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
-    vcpus: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    memory_mb: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    local_gb: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
-    instances: orm.Mapped[int] = orm.mapped_column(sa.Integer, default=0)
+    vcpus: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    memory_mb: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    local_gb: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
+    instances: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
 
 
 class Flavor(Base):
