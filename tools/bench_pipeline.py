@@ -108,7 +108,7 @@ def tracker_rate(connection: kombu.Connection, messages: list[dict], url: str, l
     thread = threading.Thread(target=worker.run, daemon=True)
     start = time.perf_counter()
     thread.start()
-    while worker.metrics["received"] < len(messages) or worker._lanes.pending():
+    while worker.metrics["received"] < len(messages) or not worker.idle():
         time.sleep(0.01)
     elapsed = time.perf_counter() - start
     stopping.set()

@@ -26,9 +26,16 @@ def write(path: str, record: dict[str, Any]) -> None:
 
 
 def record(
-    host: str, counters: dict[str, int], pending: int, now: datetime.datetime, stalled_for: float = 0.0
+    host: str,
+    counters: dict[str, int],
+    pending: int,
+    now: datetime.datetime,
+    *,
+    stalled_for: float = 0.0,
+    problems: list[str] | tuple[()] = (),
 ) -> dict[str, Any]:
-    """``stalled_for``: seconds the lanes had work and finished none (a hung database call)."""
+    """``stalled_for``: seconds the lanes had work and finished none (a hung database call);
+    ``problems``: what stops the worker from making progress, each in one line."""
     return {
         "pid": os.getpid(),
         "host": host,
@@ -36,6 +43,7 @@ def record(
         "lanes_pending": pending,
         "stalled_for": round(stalled_for, 1),
         "counters": counters,
+        "problems": list(problems),
     }
 
 
@@ -50,6 +58,9 @@ def check(path: str, max_age: float, now: datetime.datetime) -> tuple[bool, str]
     age = (now - written).total_seconds()
     if age > max_age:
         return False, f"health record is {age:.0f}s old (limit {max_age:.0f}s): the worker is not consuming"
+    problems = stored.get("problems") or []
+    if problems:
+        return False, "; ".join(str(problem) for problem in problems)
     stalled = float(stored.get("stalled_for", 0.0))
     if stalled > max_age:
         pending = stored.get("lanes_pending")

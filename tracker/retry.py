@@ -95,16 +95,33 @@ def reconnect_retrying(
     stopping: threading.Event,
     errors: type[BaseException] | tuple[type[BaseException], ...],
     what: str,
+    *,
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+    give_up: Callable[[], bool] | None = None,
 ) -> tenacity.Retrying:
-    """Retry a broker operation on ``errors`` with reconnect backoff, until stopping."""
+    """Retry a broker operation on ``errors`` with reconnect backoff, until stopping
+    (or until ``give_up()`` says the operation is no longer wanted)."""
+    stop: tenacity.stop.stop_base = tenacity.stop_when_event_set(stopping)
+    if give_up is not None:
+        stop = tenacity.stop_any(stop, _StopWhen(give_up))
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(errors),
         wait=exponential_wait(conf.worker.reconnect_initial_backoff, conf.worker.reconnect_max_backoff),
-        stop=tenacity.stop_when_event_set(stopping),
+        stop=stop,
         sleep=_sleeper(stopping),
-        before_sleep=log_retry(what),
+        before_sleep=before_sleep or log_retry(what),
         reraise=True,
     )
+
+
+class _StopWhen(tenacity.stop.stop_base):
+    """Stop retrying once ``predicate()`` holds."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._predicate()
 
 
 def log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:

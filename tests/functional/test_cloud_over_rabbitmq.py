@@ -86,13 +86,13 @@ def test_two_hundred_instances_match_the_oracle(postgresql_url, names, fmt):
     try:
         for thread in threads:
             thread.start()
-        wait_for(lambda: all(w._channel is not None for w in workers), 20)
+        wait_for(lambda: all(w.consuming.is_set() for w in workers), 20)
         publish(messages, RABBIT_URL, exchange=names["nova"])
 
         def consumed():
             # >=: a reconnection redelivers what was unacked, and that is fine
             received = sum(w.metrics["received"] for w in workers) >= len(messages)
-            idle = all(w._lanes.pending() == 0 and w._results.empty() for w in workers)
+            idle = all(w.idle() for w in workers)
             return received and idle and _queue_depth(conf.nova_notifications.queue) == 0
 
         wait_for(consumed, 300)

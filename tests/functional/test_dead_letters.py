@@ -1,4 +1,4 @@
-"""Dead letters on real RabbitMQ: listed, and re-applied once the cause is fixed."""
+"""Dead letters on real RabbitMQ: set aside by the worker, listed, re-applied after a fix."""
 
 import json
 
@@ -7,58 +7,104 @@ import pytest
 
 from tests import factories
 from tests.conftest import RABBIT_URL, require
+from tests.functional.test_worker_rabbitmq import Running, _conf, _delete_entities
+from tests.waiting import wait_for
 from tracker.bus import amqp
-from tracker.bus.deadletter import dead_letter
 from tracker.cmd import manage
 
 pytestmark = pytest.mark.functional
+SECRET = "gAAAAABsecret-token"  # what factories.message puts in _context_auth_token
 
 
-def _config(tmp_path, postgresql_url, names, max_bytes):
+def _cli_args(tmp_path, url, names, max_bytes):
     path = tmp_path / "tracker.conf"
     path.write_text(
         f"[DEFAULT]\ntransport_url = {RABBIT_URL}\n"
-        f"[database]\nconnection = {postgresql_url}\n"
+        f"[database]\nconnection = {url}\n"
         f"[nova_notifications]\ndead_letter_queue = {names['dlq']}\nmax_message_bytes = {max_bytes}\n"
     )
     return ["--config-file", str(path)]
 
 
-def test_replay_applies_what_now_decodes_and_keeps_the_rest(tmp_path, postgresql_url, names, capsys):
+def _publish(conf, bodies):
+    with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+        producer = kombu.Producer(connection.default_channel)
+        for body in bodies:
+            producer.publish(
+                body if isinstance(body, bytes) else json.dumps(body),
+                exchange=amqp.nova_exchange(conf),
+                routing_key="versioned_notifications.info",
+                content_type="application/json",
+            )
+
+
+def _double_wrapped():
+    inner = factories.message("instance.create.end", factories.instance_payload("u-double", host="cmp8"))
+    return {"oslo.version": "2.0", "oslo.message": json.dumps(factories.envelope(inner))}
+
+
+def test_letters_are_listed_and_replay_gives_the_workers_verdict(tmp_path, postgresql_url, names, capsys):
     require("rabbitmq")
-    args = _config(tmp_path, postgresql_url, names, max_bytes=1024)
-    assert manage.main([*args, "db", "sync"]) == 0
+    conf = _conf(postgresql_url, names, max_message_bytes=2048)
     big = factories.message("instance.create.end", factories.instance_payload("u-big"))
     big["payload"]["nova_object.data"]["metadata"] = {"blob": "x" * 4000}
+    overlong = factories.message("instance.create.end", factories.instance_payload("u" * 80))
     try:
-        with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
-            conf = manage.common.parse_args(args)
-            dead_letter(connection.default_channel, conf, json.dumps(big), "DecodeError: too large", "x.info")
-            dead_letter(
-                connection.default_channel, conf, b"not json at all", "DecodeError: not JSON", "x.info"
-            )
+        with Running(conf) as running:
+            _publish(conf, [factories.envelope(big), b"not json at all", overlong, _double_wrapped()])
+            wait_for(lambda: running.worker.metrics["dead_lettered"] == 4, 20.0)
 
-            # decodes, but the database refuses it (uuid longer than Nova's 36 characters)
-            overlong = factories.message("instance.create.end", factories.instance_payload("u" * 80))
-            dead_letter(
-                connection.default_channel, conf, json.dumps(overlong), "DataError: too long", "x.info"
-            )
-
-        assert manage.main([*args, "dead-letter", "list"]) == 0
-        listed = capsys.readouterr().out
-        assert "x.info: DecodeError: too large" in listed and "not JSON" in listed
+        args = _cli_args(tmp_path, postgresql_url, names, max_bytes=2048)
+        assert manage.main([*args, "dead-letter", "list", "--format", "json"]) == 0
+        letters = json.loads(capsys.readouterr().out)
+        assert [letter["routing_key"] for letter in letters] == ["versioned_notifications.info"] * 4
+        assert "exceeds max_message_bytes=2048" in letters[0]["reason"] and not letters[0]["withheld"]
+        assert letters[1]["withheld"] and letters[1]["bytes"] == len(b"not json at all")
+        assert "uuid" in letters[2]["reason"]
+        assert SECRET not in json.dumps(letters)
 
         # still too large under the old limit: nothing settles
         assert manage.main([*args, "dead-letter", "replay"]) == 1
         assert json.loads(capsys.readouterr().out)["settled"] == 0
 
-        # the operator raises the limit and replays: the big one applies, the garbage stays
-        args = _config(tmp_path, postgresql_url, names, max_bytes=1 << 20)
+        # the operator raises the limit and replays: the big one applies; the rest get
+        # the verdict the worker gave them (a double-wrapped envelope is not applied)
+        args = _cli_args(tmp_path, postgresql_url, names, max_bytes=1 << 20)
         assert manage.main([*args, "dead-letter", "replay"]) == 1
-        result = json.loads(capsys.readouterr().out)
-        assert result == {"settled": 1, "outcomes": {"applied": 1, "failed": 1, "poison": 1}}
+        assert json.loads(capsys.readouterr().out) == {"settled": 1, "outcomes": {"applied": 1, "poison": 3}}
         assert manage.main([*args, "node", "list"]) == 0
-        assert "cmp1.example.org" in capsys.readouterr().out
+        listing = capsys.readouterr().out
+        assert "cmp1.example.org" in listing and "cmp8" not in listing
     finally:
+        _delete_entities(names)
+
+
+def test_dead_letter_list_never_crashes_on_a_letter(tmp_path, postgresql_url, names, capsys):
+    """Issue 7: one odd letter made ``dead-letter list`` end in a traceback."""
+    require("rabbitmq")
+    args = _cli_args(tmp_path, postgresql_url, names, max_bytes=1 << 20)
+    assert manage.main([*args, "db", "sync"]) == 0
+    capsys.readouterr()
+    conf = manage.common.parse_args(args)
+    try:
         with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
-            connection.default_channel.queue_delete(names["dlq"])
+            amqp.dead_letter_queue(conf)(connection.default_channel).declare()
+            producer = kombu.Producer(connection.default_channel)
+            for body, headers in (
+                (b"\xff\xfe\x00binary", None),
+                ("{}", {"x-tracker-reason": 42, "x-original-bytes": "many", "x-tracker-withheld": "yes"}),
+                ("{}", {"x-tracker-reason": "evil\n2026-01-01 ERROR forged\x1b[2J"}),
+            ):
+                producer.publish(body, routing_key=conf.nova_notifications.dead_letter_queue, headers=headers)
+        assert manage.main([*args, "dead-letter", "list"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 3
+        assert "\\n2026-01-01 ERROR forged\\x1b[2J" in lines[2]
+        assert manage.main([*args, "dead-letter", "list", "--format", "json"]) == 0
+        assert [letter["reason"] for letter in json.loads(capsys.readouterr().out)] == [
+            "?",
+            "42",
+            "evil\\n2026-01-01 ERROR forged\\x1b[2J",
+        ]
+    finally:
+        _delete_entities(names)

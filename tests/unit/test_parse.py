@@ -2,7 +2,7 @@ import pytest
 
 from tests import factories
 from tracker.accounting import codec
-from tracker.errors import InvalidPayload
+from tracker.errors import DecodeError, InvalidPayload
 from tracker.events import catalogue, envelope, parse
 from tracker.events.model import Flavor
 
@@ -65,13 +65,34 @@ def test_non_instance_notifications_are_not_events(event_type):
         (lambda d: d["flavor"]["nova_object.data"].update(vcpus=True), "not an integer"),
         (lambda d: d.update(flavor={"vcpus": 1}), "not a Nova versioned object"),
         (lambda d: d.update(host=42), "not a string"),
+        # names that would forge log lines or terminal output downstream (issue 12)
+        (lambda d: d.update(host="evil\x1b[2J\x1b[31mPWNED\x1b[0m"), "control or unprintable"),
+        (lambda d: d.update(node="cmp1\ncmp01  0  0/0"), "control or unprintable"),
+        (lambda d: d.update(tenant_id="p\u202eevil"), "control or unprintable"),
+        (lambda d: d.update(host="h" * 256), "more than 255"),
+        (lambda d: d.update(uuid="u" * 37), "more than 36"),
     ],
 )
 def test_invalid_payloads_raise_invalid_payload(mutate, reason):
     payload = factories.instance_payload("u1")
     mutate(payload["nova_object.data"])
-    with pytest.raises(InvalidPayload, match=reason):
+    with pytest.raises(InvalidPayload, match=reason) as raised:
         _parse(factories.message("instance.create.end", payload))
+    assert str(raised.value).isprintable()  # the reason itself is safe to log
+
+
+@pytest.mark.parametrize("key", ["event_type", "publisher_id", "message_id"])
+def test_envelope_names_with_control_characters_are_poison(key):
+    message = factories.message("instance.create.end", factories.instance_payload("u1"))
+    message[key] = message[key] + "\n2026-01-01 ERROR FORGED"
+    with pytest.raises(DecodeError, match="control or unprintable"):
+        envelope.decode(message, 1 << 20)
+
+
+def test_a_dedupe_key_of_long_names_still_fits_its_column():
+    event = factories.event("create.end", 1, publisher="p" * 255)
+    assert len(event.dedupe_key) <= 255
+    assert event.dedupe_key != factories.event("create.end", 1, publisher="p" * 254 + "q").dedupe_key
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,10 @@
 
 import datetime
 import json
+import logging
 import os
 import threading
+import time
 import uuid
 
 import kombu
@@ -15,8 +17,8 @@ from tests.conftest import make_conf
 from tests.waiting import wait_for
 from tracker import health
 from tracker.bus import amqp
-from tracker.bus import consumer as consumer_module
 from tracker.bus.consumer import Worker
+from tracker.bus.deadletter import DeadLetters
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database
@@ -52,12 +54,16 @@ def running_worker(memory_conf):
     capacity(connection.default_channel).declare()
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    wait_for(lambda: worker._channel is not None, 10.0)
+    assert worker.consuming.wait(10.0)
     yield worker, connection, capacity
     stopping.set()
     thread.join(10)
     assert not thread.is_alive()
     db.dispose()
+
+
+def _now():
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def _publish(connection, conf, body, routing_key="versioned_notifications.info"):
@@ -153,18 +159,23 @@ def test_a_consuming_worker_keeps_its_health_record_fresh(running_worker, memory
     assert health.check(path, 10, now)[0]
 
 
-def test_a_refused_dead_letter_is_retried_after_a_reconnect(monkeypatch, memory_conf):
-    refusals = []
-    real = consumer_module.dead_letter
+def test_a_refused_dead_letter_pauses_consumption_and_resumes_without_a_reconnect(
+    monkeypatch, memory_conf, caplog
+):
+    caplog.set_level(logging.INFO)
+    """Issue 7: a refusing dead-letter queue used to stop the worker for good."""
+    full = threading.Event()
+    full.set()
+    real = DeadLetters._publish
 
-    def refuse_once(*args, **kwargs):
-        if not refusals:
-            refusals.append(1)
+    def refuse_while_full(self, letter):
+        if full.is_set():
             raise MessageNacked("dead-letter queue full")
-        return real(*args, **kwargs)
+        return real(self, letter)
 
-    monkeypatch.setattr(consumer_module, "dead_letter", refuse_once)
-    monkeypatch.setattr(consumer_module, "_PARK_LIMIT", 0.3)
+    monkeypatch.setattr(DeadLetters, "_publish", refuse_while_full)
+    memory_conf.set_override("reconnect_initial_backoff", 0.05, group="worker")
+    memory_conf.set_override("reconnect_max_backoff", 0.2, group="worker")
     db = Database.from_conf(memory_conf)
     migration.upgrade(db.engine)
     stopping = threading.Event()
@@ -172,12 +183,25 @@ def test_a_refused_dead_letter_is_retried_after_a_reconnect(monkeypatch, memory_
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: worker._channel is not None, 10.0)
-        _publish(kombu.Connection("memory://"), memory_conf, {"not": "a notification"})
-        # refused and parked, then redelivered after the reconnect and set aside
+        assert worker.consuming.wait(10.0)
+        connection = kombu.Connection("memory://")
+        _publish(connection, memory_conf, {"not": "a notification"})
+        wait_for(lambda: "refuses messages" in caplog.text, 10.0)
+        wait_for(lambda: not health.check(memory_conf.worker.health_file, 60, _now())[0], 10.0)
+        assert "dead-letter queue" in health.check(memory_conf.worker.health_file, 60, _now())[1]
+        good = factories.message("instance.create.end", factories.instance_payload("u1"))
+        _publish(connection, memory_conf, factories.envelope(good))
+        time.sleep(0.5)
+        assert worker.metrics["received"] == 1  # paused: nothing new is taken meanwhile
+        full.clear()  # the operator makes room: retried on the same connection, set aside
         wait_for(lambda: worker.metrics["dead_lettered"] == 1, 10.0)
-        assert worker.metrics["dead_letter_refused"] == 1
-        assert worker.metrics["received"] == 2
+        wait_for(lambda: worker.metrics["applied"] == 1, 10.0)
+        assert worker.metrics["received"] == 2  # nothing redelivered: no reconnect was needed
+        # one line per change of state, not one per retry or per message
+        states = [r.getMessage() for r in caplog.records if "dead-letter queue" in r.getMessage()]
+        assert len(states) == 2, states
+        assert "refuses messages" in states[0] and "accepts messages again" in states[1]
+        wait_for(lambda: health.check(memory_conf.worker.health_file, 60, _now())[0], 10.0)
     finally:
         stopping.set()
         thread.join(10)

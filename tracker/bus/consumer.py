@@ -1,45 +1,51 @@
 """The worker: consume Nova's notifications, apply them in lanes, ack after commit.
 
 Shape borrowed from kombu's ``ConsumerMixin`` (connect, consume, drain events,
-reconnect) with two rules of our own, as dramatiq's worker has them:
-acknowledgement is decided in one place (:meth:`Worker._settle`), on the
-consumer thread that owns the channel, and only once the lane reports the
-transaction committed.
+reconnect) with rules of our own, as dramatiq's worker has them:
+
+- The delivery callback only decides and hands over: it never waits on the
+  consuming connection (a wait there delivers the next message into the
+  callback again). Events go to the lanes, poison to the dead-letter thread,
+  which publishes on a connection of its own.
+- Acknowledgement is decided in one place (:meth:`Worker._settle`), on the
+  consumer thread that owns the channel, and only once the lane's
+  transaction committed or the dead letter was confirmed.
+- A delivery belongs to its session: once a session ends, nothing it
+  delivered is applied or acknowledged any more (RabbitMQ redelivers it).
 """
 
-import dataclasses
-import datetime
+import functools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import kombu
 import kombu.exceptions
-from amqp.exceptions import ChannelError, MessageNacked
+from amqp.exceptions import ChannelError
 from oslo_config import cfg
 
-from tracker import health
+from tracker import escape
 from tracker.bus import amqp, decide
-from tracker.bus.deadletter import dead_letter
+from tracker.bus.deadletter import DeadLetters, Letter
+from tracker.bus.delivery import Delivery, Session
 from tracker.bus.lanes import Lanes
+from tracker.bus.monitor import Monitor
+from tracker.bus.outcomes import Applied, DeadLettered, Refused, Result, Unapplied
 from tracker.bus.relay import Relay
 from tracker.db.api import Store
-from tracker.db.apply import STALE, Outcome
+from tracker.db.apply import PoisonEvent
 from tracker.errors import TrackerError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
 from tracker.retry import is_transient_db_error, reconnect_retrying
+from tracker.throttle import Throttle
 
 LOG = logging.getLogger(__name__)
 
 _DRAIN_TIMEOUT = 0.2
-_METRICS_INTERVAL = 60.0
-_HEALTH_INTERVAL = 5.0
-# Messages the dead-letter queue refused stay unacked ("parked"); after this
-# long the session is restarted so RabbitMQ redelivers them for another try.
-_PARK_LIMIT = 60.0
 # Channel errors too: RabbitMQ closes the channel when a delivery stays unacked
 # past consumer_timeout (a long database outage); a new channel starts afresh.
 _CONNECTION_ERRORS = (
@@ -48,28 +54,22 @@ _CONNECTION_ERRORS = (
     kombu.exceptions.ConnectionError,
     ChannelError,
 )
-
-
-class _ParkedTooLong(Exception):
-    """Internal: reconnect so that parked messages are redelivered."""
+# A session that ended sooner than this was not healthy: wait before the next.
+_HEALTHY_SESSION = 10.0
 
 
 class ConfigurationError(TrackerError):
     """The broker refused our declarations: retrying cannot help, an operator must."""
 
 
-@dataclasses.dataclass(frozen=True)
 class Work:
-    epoch: int
-    message: Any
-    event: InstanceEvent
+    """An event on its way through a lane, with the delivery it came in."""
 
+    __slots__ = ("delivery", "event")
 
-@dataclasses.dataclass(frozen=True)
-class Done:
-    work: Work
-    outcome: Outcome | None = None
-    error: BaseException | None = None
+    def __init__(self, delivery: Delivery, event: InstanceEvent) -> None:
+        self.delivery = delivery
+        self.event = event
 
 
 class Worker:
@@ -78,78 +78,109 @@ class Worker:
         self._store = store
         self._stopping = stopping
         self.metrics = Metrics()
-        # The relay stops only after the lanes finished: their last commits
-        # must still be announced.
-        self._relay_stopping = threading.Event()
-        self.relay = Relay(conf, store, self._relay_stopping)
-        self._results: queue.Queue[Done] = queue.Queue()
-        self._lanes: Lanes[Work, Done] = Lanes(conf.worker.lanes, self._process, self._results)
-        self._epoch = 0
-        self._channel: Any = None
-        self._last_metrics = time.monotonic()
-        self._last_health = 0.0
+        self.consuming = threading.Event()
+        # The relay and the dead letters stop only after the lanes finished:
+        # their last commits must be announced, their poison set aside.
+        self._helpers_stopping = threading.Event()
+        self.relay = Relay(conf, store, self._helpers_stopping)
+        self._results: queue.Queue[Result] = queue.Queue()
+        self._dead_letters = DeadLetters(
+            conf, self._helpers_stopping, lambda delivery: self._results.put(DeadLettered(delivery))
+        )
+        self._lanes: Lanes[Work, Result] = Lanes(
+            conf.worker.lanes, self._apply, self._results, conf.worker.batch_size, conf.worker.batch_wait
+        )
+        self._monitor = Monitor(conf, self.metrics)
+        self._throttle = Throttle(LOG)
+        self._session: Session | None = None
+        self._paused = False
         self._last_progress = time.monotonic()
-        self._parked: list[Any] = []
-        self._parked_since = 0.0
+        self._restart_delay = 0.0
+
+    def idle(self) -> bool:
+        """Nothing received is still in flight (lanes, dead letters, results to settle)."""
+        return not self._lanes.pending() and not self._dead_letters.pending() and self._results.empty()
 
     def run(self) -> None:
         """Consume until ``stopping`` is set; reconnects with backoff on broker faults."""
-        relay_thread = threading.Thread(target=self.relay.run, name="relay", daemon=True)
+        helpers = [
+            threading.Thread(target=self.relay.run, name="relay", daemon=True),
+            threading.Thread(target=self._dead_letters.run, name="dead-letters", daemon=True),
+        ]
         self._lanes.start()
-        relay_thread.start()
+        for thread in helpers:
+            thread.start()
         try:
             while not self._stopping.is_set():
-                self._session()
+                self._session_with_restart_delay()
         finally:
             self._stopping.set()
             self._lanes.stop(self._conf.worker.shutdown_timeout)
-            self._relay_stopping.set()
+            self._helpers_stopping.set()
+            self._dead_letters.stop()
             self.relay.wake.set()
-            relay_thread.join(self._conf.worker.shutdown_timeout)
+            for thread in helpers:
+                thread.join(self._conf.worker.shutdown_timeout)
             LOG.info("worker stopped; counters: %s", self.metrics.snapshot())
 
     # -- one connection's lifetime -------------------------------------------------
 
-    def _session(self) -> None:
+    def _session_with_restart_delay(self) -> None:
+        """Sessions that end quickly (a refused declaration…) restart ever more slowly,
+        as kombu's ConsumerMixin and dramatiq do, instead of spinning."""
+        if self._restart_delay:
+            self._stopping.wait(self._restart_delay)
+        started = time.monotonic()
+        self._run_session()
+        if time.monotonic() - started > _HEALTHY_SESSION:
+            self._restart_delay = 0.0
+        else:
+            initial = max(self._conf.worker.reconnect_initial_backoff, 0.1)
+            self._restart_delay = min(
+                max(2 * self._restart_delay, initial), self._conf.worker.reconnect_max_backoff
+            )
+
+    def _run_session(self) -> None:
+        session = Session()
         connection = amqp.connect(self._conf)
         try:
             self._connect(connection)
-            self._consume(connection)
+            self._session = session
+            self._consume(connection, session)
         except _CONNECTION_ERRORS as error:
-            LOG.warning("RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, error)
-        except _ParkedTooLong:
             LOG.warning(
-                "the dead-letter queue refused %d message(s); requeueing, reconnecting", len(self._parked)
+                "RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, escape.text(error)
             )
-            for message in self._parked:
-                message.requeue()
         finally:
-            # Work still queued from this connection can no longer be acked:
-            # a new epoch makes the lanes skip it while we reconnect.
-            self._epoch += 1
-            self._channel = None
-            self._parked.clear()
-            connection.release()
+            # Closed before the connection is released: what the close handshake
+            # still delivers, and work finished later, is never acked (see Delivery).
+            session.close()
+            self._session = None
+            self.consuming.clear()
+            self._paused = False
+            _release(connection)
 
     def _connect(self, connection: kombu.Connection) -> None:
         retrying = reconnect_retrying(self._conf, self._stopping, _CONNECTION_ERRORS, "RabbitMQ connect")
         retrying(connection.ensure_connection, max_retries=1)
         LOG.info("connected to %s", connection.as_uri())
 
-    def _consume(self, connection: kombu.Connection) -> None:
-        self._channel = connection.channel()
-        notifications = self._declare(self._channel)
+    def _consume(self, connection: kombu.Connection, session: Session) -> None:
+        channel = connection.channel()
+        notifications = self._declare(channel)
         consumer = kombu.Consumer(
-            self._channel,
+            channel,
             queues=[notifications],
-            on_message=self._on_message,
-            on_decode_error=self._on_undecodable,
+            on_message=functools.partial(self._on_message, session),
+            on_decode_error=functools.partial(self._on_undecodable, session),
         )
         consumer.qos(prefetch_count=self._conf.nova_notifications.prefetch_count)
         with consumer:
             LOG.info("consuming %s bound to %s", notifications.name, amqp.notification_topics(self._conf))
+            self.consuming.set()
             while not self._stopping.is_set():
                 self._settle()
+                self._pause_while_dead_letters_refused(consumer)
                 self._drain(connection)
         self._finish_in_flight(connection)
 
@@ -157,7 +188,6 @@ class Worker:
         notifications = amqp.notification_queue(self._conf)(channel)
         try:
             notifications.declare()
-            amqp.dead_letter_queue(self._conf)(channel).declare()
         except Exception as error:
             if amqp.is_precondition_failed(error):
                 raise ConfigurationError(
@@ -170,140 +200,150 @@ class Worker:
             raise
         return notifications
 
+    def _pause_while_dead_letters_refused(self, consumer: kombu.Consumer) -> None:
+        """No new deliveries while poison cannot be set aside; resume once it can."""
+        refusing = self._dead_letters.refusing_for() is not None
+        if refusing and not self._paused:
+            consumer.cancel()
+            self._paused = True
+            LOG.debug("consumption paused: the dead-letter queue refuses messages")
+        elif self._paused and not refusing:
+            consumer.consume()
+            self._paused = False
+            LOG.debug("consumption resumed: the dead-letter queue accepts messages again")
+
     def _drain(self, connection: kombu.Connection) -> None:
         try:
             connection.drain_events(timeout=_DRAIN_TIMEOUT)
         except TimeoutError:
             connection.heartbeat_check()
-        now = time.monotonic()
-        if self._parked and now - self._parked_since > _PARK_LIMIT:
-            raise _ParkedTooLong()
-        if now - self._last_metrics > _METRICS_INTERVAL:
-            self._last_metrics = now
-            LOG.info("counters: %s", self.metrics.snapshot())
-        if self._conf.worker.health_file and now - self._last_health > _HEALTH_INTERVAL:
-            self._last_health = now
-            self._write_health()
+        self._monitor.tick(self._in_flight(), self._stalled_for(), self._problems)
+        self._throttle.flush()
 
-    def _write_health(self) -> None:
-        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        pending = self._lanes.pending()
-        stalled = 0.0 if not pending else time.monotonic() - self._last_progress
-        record = health.record(self._conf.host, self.metrics.snapshot(), pending, now, stalled)
-        try:
-            health.write(self._conf.worker.health_file, record)
-        except OSError as error:
-            LOG.warning("cannot write the health record %s: %s", self._conf.worker.health_file, error)
+    def _in_flight(self) -> int:
+        return self._lanes.pending() + self._dead_letters.pending()
+
+    def _stalled_for(self) -> float:
+        return 0.0 if not self._lanes.pending() else time.monotonic() - self._last_progress
+
+    def _problems(self) -> list[str]:
+        refusing_for = self._dead_letters.refusing_for()
+        if refusing_for is None:
+            return []
+        return [
+            f"the dead-letter queue {self._conf.nova_notifications.dead_letter_queue} has refused "
+            f"messages for {refusing_for:.0f}s ({self._dead_letters.refusal}); consumption is paused"
+        ]
 
     def _finish_in_flight(self, connection: kombu.Connection) -> None:
-        """After cancelling: let lanes finish what they hold, acking as they go."""
+        """After cancelling: let lanes and dead letters finish what they hold, acking as they go."""
         deadline = time.monotonic() + self._conf.worker.shutdown_timeout
-        while self._lanes.pending() and time.monotonic() < deadline:
+        while self._in_flight() and time.monotonic() < deadline:
             self._settle()
             connection.heartbeat_check()
             time.sleep(0.05)
         self._lanes.stop(max(0.0, deadline - time.monotonic()))
         self._settle()
-        if self._lanes.pending():
-            LOG.warning(
-                "%d messages unfinished at shutdown; RabbitMQ will redeliver them", self._lanes.pending()
-            )
+        if self._in_flight():
+            LOG.warning("%d messages unfinished at shutdown; RabbitMQ will redeliver them", self._in_flight())
 
-    # -- per message ---------------------------------------------------------------
+    # -- per message: the delivery callback decides and hands over, nothing more -------
 
-    def _on_message(self, message: Any) -> None:
+    def _on_message(self, session: Session, message: Any) -> None:
+        if not session.open:
+            return  # handed over while the connection closes: RabbitMQ redelivers it
         self.metrics.incr("received")
+        delivery = Delivery(session, message)
         try:
             decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
-            self._route(message, decision)
-        except Exception as error:
-            LOG.exception("could not route a message; setting it aside")
-            self._set_aside(message, f"unexpected {type(error).__name__}: {str(error)[:300]}")
-
-    def _on_undecodable(self, message: Any, error: Exception) -> None:
-        """kombu could not even build the message (bad compression header…)."""
-        self.metrics.incr("received")
-        self._set_aside(message, f"undecodable by kombu: {type(error).__name__}: {str(error)[:300]}")
-
-    def _route(self, message: Any, decision: decide.Decision) -> None:
+        except Exception as error:  # noqa: BLE001 - a decoder bug must not stop consuming
+            self._throttle.log(
+                logging.ERROR, "messages not decided", "could not decide a message", exc_info=True
+            )
+            self._set_aside(delivery, f"unexpected {type(error).__name__}: {error}")
+            return
         if decision.event is not None:
-            self._lanes.submit(decision.lane_key, Work(self._epoch, message, decision.event))
+            self._lanes.submit(decision.lane_key, Work(delivery, decision.event))
         elif decision.kind == decide.IGNORE:
             self.metrics.incr("ignored")
-            LOG.debug("ignored %s: %s", decision.event_type, decision.reason)
+            LOG.debug("ignored %s: %s", escape.text(decision.event_type), decision.reason)
             message.ack()
         else:
-            self._set_aside(message, decision.reason)
+            self._set_aside(delivery, decision.reason)
 
-    def _process(self, work: Work) -> Done:
-        """Runs in a lane thread: the database transaction, nothing else."""
-        if work.epoch != self._epoch:
-            # Delivered on a connection that is gone: RabbitMQ redelivers it.
-            return Done(work)
+    def _on_undecodable(self, session: Session, message: Any, error: Exception) -> None:
+        """kombu could not even build the message (bad compression header…)."""
+        if session.open:
+            self.metrics.incr("received")
+            self._set_aside(
+                Delivery(session, message), f"undecodable by kombu: {type(error).__name__}: {error}"
+            )
+
+    def _set_aside(self, delivery: Delivery, reason: str) -> None:
+        self._dead_letters.submit(Letter(delivery, reason))
+
+    # -- in a lane thread: the database transaction, nothing else -------------------------
+
+    def _apply(self, works: Sequence[Work]) -> list[Result]:
+        live = [work for work in works if work.delivery.live]
+        results: list[Result] = [Unapplied(work.delivery) for work in works if not work.delivery.live]
+        if not live:
+            return results
         try:
-            outcome = self._store.apply(work.event)
+            outcomes = self._store.apply_batch([work.event for work in live])
         except Exception as error:  # noqa: BLE001 - reported to the consumer thread
-            return Done(work, error=error)
-        if outcome.changed_nodes:
+            return results + [Unapplied(work.delivery, error) for work in live]
+        for work, outcome in zip(live, outcomes, strict=True):
+            if isinstance(outcome, PoisonEvent):
+                results.append(Refused(work.delivery, outcome.reason))
+            else:
+                results.append(Applied(work.delivery, work.event, outcome))
+        if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):
             self.relay.wake.set()
-        return Done(work, outcome=outcome)
+        return results
+
+    # -- the one place that acknowledges -------------------------------------------------
 
     def _settle(self) -> None:
-        """The one place that acknowledges: only after the lane's commit."""
         while True:
             try:
-                done = self._results.get_nowait()
+                result = self._results.get_nowait()
             except queue.Empty:
                 return
             self._last_progress = time.monotonic()
-            self._settle_one(done)
+            self._settle_one(result)
 
-    def _settle_one(self, done: Done) -> None:
-        if done.work.epoch != self._epoch or self._channel is None:
-            # Delivered on a connection that is gone: RabbitMQ redelivers it,
-            # and applying it again changes nothing.
+    def _settle_one(self, result: Result) -> None:
+        delivery = result.delivery
+        if not delivery.live or delivery.session is not self._session:
+            # From a connection that is gone: RabbitMQ redelivers it, and
+            # applying it again changes nothing.
             self.metrics.incr("redelivery_expected")
             return
-        if done.outcome is not None:
-            self.metrics.incr(done.outcome.status)
-            _log_outcome(done.work.event, done.outcome)
-            done.work.message.ack()
-        elif done.error is not None and is_transient_db_error(done.error):
-            self.metrics.incr("left_for_redelivery")  # stopping while the database was down
+        if isinstance(result, Applied):
+            self._monitor.outcome(result.event, result.outcome)
+            delivery.message.ack()
+        elif isinstance(result, DeadLettered):
+            self.metrics.incr("dead_lettered")
+            delivery.message.ack()
+        elif isinstance(result, Refused):
+            self._set_aside(delivery, result.reason)
+        elif result.error is not None and not is_transient_db_error(result.error):
+            self._throttle.log(
+                logging.ERROR,
+                "batches failed",
+                "applying a batch failed: %s: %s",
+                type(result.error).__name__,
+                escape.text(result.error),
+            )
+            self._set_aside(delivery, f"{type(result.error).__name__}: {result.error}")
         else:
-            LOG.error("applying %s failed", done.work.event.action, exc_info=done.error)
-            self._set_aside(done.work.message, f"{type(done.error).__name__}: {done.error}")
-
-    def _set_aside(self, message: Any, reason: str) -> None:
-        """Dead-letter (confirmed), then ack. If the dead-letter queue refuses it, the
-        message stays unacked on this channel, parked until the next reconnect."""
-        routing_key = message.delivery_info.get("routing_key")
-        try:
-            dead_letter(self._channel, self._conf, message.body, reason, routing_key)
-        except (MessageNacked, TimeoutError):
-            self.metrics.incr("dead_letter_refused")
-            LOG.error("the dead-letter queue refused a message (%s); it stays unacknowledged", reason[:200])
-            if not self._parked:
-                self._parked_since = time.monotonic()
-            self._parked.append(message)
-            return
-        self.metrics.incr("dead_lettered")
-        message.ack()
+            self.metrics.incr("left_for_redelivery")  # stopping while the database was down
 
 
-def _log_outcome(event: InstanceEvent, outcome: Outcome) -> None:
-    """One line per event at DEBUG; a dropped late event is worth INFO at 3 a.m."""
-    level = logging.INFO if outcome.status == STALE else logging.DEBUG
-    if LOG.isEnabledFor(level):
-        LOG.log(
-            level,
-            "%s instance.%s of %s from %s at %s (payload host %s/%s), nodes changed: %s",
-            outcome.status,
-            event.action,
-            event.instance_uuid,
-            event.publisher_host,
-            event.timestamp,
-            event.host,
-            event.node,
-            list(outcome.changed_nodes),
-        )
+def _release(connection: kombu.Connection) -> None:
+    """Release a connection that may already be broken; nothing of it is needed any more."""
+    try:
+        connection.release()
+    except Exception as error:  # noqa: BLE001 - the session is over either way
+        LOG.debug("releasing the RabbitMQ connection: %s", escape.text(error))

@@ -1,40 +1,192 @@
-"""Set aside messages that can never be applied, with the reason, minus the context."""
+"""Set aside messages that can never be applied, on a connection of their own.
 
+The consumer never publishes: a confirmed publish waits on its connection,
+and waiting on the consuming connection inside a delivery callback hands the
+next delivery to the callback again, re-entrantly, until it wedges. So one
+thread owns a connection used only for dead letters. It publishes each with
+publisher confirms and a bounded wait, then reports the delivery back to the
+consumer thread, which alone acknowledges.
+
+When the dead-letter queue refuses (full with ``reject-publish``, missing
+permissions, broker unreachable) the letter stays unacknowledged and is
+retried with backoff; :attr:`DeadLetters.refusal` says why, the worker pauses
+consumption and fails its health check, and everything resumes on its own once
+the queue accepts again. Each change of state is logged once.
+"""
+
+import dataclasses
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import kombu
+import kombu.exceptions
+import tenacity
+from amqp.exceptions import AMQPError, MessageNacked
 from oslo_config import cfg
 
+from tracker import escape
 from tracker.bus import amqp
-from tracker.events import envelope
+from tracker.bus.delivery import Delivery
+from tracker.events.redact import redact
+from tracker.retry import reconnect_retrying
+from tracker.throttle import Throttle
 
 LOG = logging.getLogger(__name__)
 
 REASON_HEADER = "x-tracker-reason"
+ROUTING_KEY_HEADER = "x-original-routing-key"
+SIZE_HEADER = "x-original-bytes"
+DIGEST_HEADER = "x-original-sha256"
+WITHHELD_HEADER = "x-tracker-withheld"
+_REFUSALS = (MessageNacked, OSError, AMQPError, kombu.exceptions.OperationalError)
+_STOP = object()
 
 
-def dead_letter(channel: Any, conf: cfg.ConfigOpts, body: Any, reason: str, routing_key: str | None) -> None:
-    """Publish (confirmed) to the dead-letter queue; the caller acks the original after."""
-    queue = amqp.dead_letter_queue(conf)
-    producer = kombu.Producer(channel)
-    producer.publish(
-        envelope.sanitize(body),
-        exchange="",
-        routing_key=queue.name,
-        declare=[queue],
-        delivery_mode=2,
-        confirm_timeout=amqp.CONFIRM_TIMEOUT,
-        content_type="application/json",
-        content_encoding="utf-8",
-        headers={
-            REASON_HEADER: reason[:1000],
-            "x-tracker-worker": conf.host,
-            "x-original-routing-key": routing_key or "",
-        },
-    )
-    LOG.warning("dead-lettered a message from %s to %s: %s", routing_key, queue.name, reason[:300])
+@dataclasses.dataclass(frozen=True)
+class Letter:
+    delivery: Delivery
+    reason: str
+
+
+class DeadLetters:
+    """The dead-letter publisher thread; ``done(delivery)`` is called once a letter is safe."""
+
+    def __init__(self, conf: cfg.ConfigOpts, stopping: threading.Event, done: Callable[[Delivery], None]):
+        self._conf = conf
+        self._stopping = stopping
+        self._done = done
+        self._letters: queue.Queue[Any] = queue.Queue()
+        self._connection: kombu.Connection | None = None
+        self._producer: kombu.Producer | None = None
+        self._refused_at: float | None = None
+        self.refusal: str | None = None
+        self._throttle = Throttle(LOG)
+
+    def submit(self, letter: Letter) -> None:
+        self._letters.put(letter)
+
+    def pending(self) -> int:
+        return self._letters.unfinished_tasks
+
+    def refusing_for(self) -> float | None:
+        """Seconds the queue has been refusing, None while it accepts."""
+        refused_at = self._refused_at
+        return None if refused_at is None else time.monotonic() - refused_at
+
+    def stop(self) -> None:
+        self._letters.put(_STOP)
+
+    def run(self) -> None:
+        try:
+            while (letter := self._letters.get()) is not _STOP:
+                try:
+                    self._deliver(letter)
+                finally:
+                    self._letters.task_done()
+        finally:
+            self._close()
+
+    def _deliver(self, letter: Letter) -> None:
+        """Publish until it is confirmed, its session is gone, or we are stopping."""
+        retrying = reconnect_retrying(
+            self._conf,
+            self._stopping,
+            _REFUSALS,
+            "dead-letter queue",
+            before_sleep=self._refused,
+            give_up=lambda: not letter.delivery.live,
+        )
+        try:
+            retrying(self._publish, letter)
+        except _REFUSALS:
+            return  # stopping, or its connection is gone: RabbitMQ redelivers it
+        if self._refused_at is not None:
+            LOG.warning("the dead-letter queue accepts messages again; resuming")
+            self._refused_at = None
+            self.refusal = None
+        self._done(letter.delivery)
+        self._throttle.log(
+            logging.WARNING,
+            "messages dead-lettered",
+            "dead-lettered a message from %s to %s: %s",
+            escape.text(letter.delivery.routing_key),
+            self._conf.nova_notifications.dead_letter_queue,
+            escape.text(letter.reason),
+        )
+
+    def _publish(self, letter: Letter) -> None:
+        body = letter.delivery.message.body
+        redacted = redact(body, self._conf.nova_notifications.dead_letter_max_bytes)
+        try:
+            self._ensure_producer().publish(
+                redacted.text,
+                exchange="",
+                routing_key=self._conf.nova_notifications.dead_letter_queue,
+                delivery_mode=2,
+                confirm_timeout=amqp.CONFIRM_TIMEOUT,
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers={
+                    REASON_HEADER: escape.text(letter.reason, limit=1000),
+                    ROUTING_KEY_HEADER: escape.text(letter.delivery.routing_key, limit=255),
+                    SIZE_HEADER: redacted.size,
+                    DIGEST_HEADER: redacted.sha256,
+                    WITHHELD_HEADER: redacted.withheld,
+                    "x-tracker-worker": self._conf.host,
+                },
+            )
+        except _REFUSALS:
+            self._close()  # a refused or broken connection is not reused
+            raise
+
+    def _refused(self, state: tenacity.RetryCallState) -> None:
+        """Log the first refusal of a run of them, not each retry."""
+        error = state.outcome.exception() if state.outcome else None
+        self.refusal = escape.text(f"{type(error).__name__}: {error}")
+        if self._refused_at is None:
+            self._refused_at = time.monotonic()
+            LOG.error(
+                "the dead-letter queue %s refuses messages (%s); consumption pauses until it accepts",
+                self._conf.nova_notifications.dead_letter_queue,
+                self.refusal,
+            )
+
+    def _ensure_producer(self) -> kombu.Producer:
+        """One connection, declared once, for every letter until it breaks."""
+        if self._producer is None:
+            connection = amqp.connect(self._conf)
+            self._connection = connection
+            connection.ensure_connection(max_retries=1)
+            channel = connection.channel()
+            amqp.dead_letter_queue(self._conf)(channel).declare()
+            self._producer = kombu.Producer(channel)
+        return self._producer
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.release()
+            except Exception as error:  # noqa: BLE001 - it is being thrown away anyway
+                LOG.debug("closing the dead-letter connection: %s", error)
+        self._connection = None
+        self._producer = None
+
+
+def describe(message: Any) -> dict[str, Any]:
+    """What ``dead-letter list`` shows of a letter, whoever wrote it: never raises."""
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    body = message.body if isinstance(message.body, bytes | str) else b""
+    size = headers.get(SIZE_HEADER)
+    return {
+        "routing_key": escape.text(headers.get(ROUTING_KEY_HEADER, "?"), 255),
+        "reason": escape.text(headers.get(REASON_HEADER, "?"), 1000),
+        "bytes": size if isinstance(size, int) and not isinstance(size, bool) else len(body),
+        "withheld": headers.get(WITHHELD_HEADER) is True,
+    }
 
 
 def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool], limit: int) -> int:
@@ -47,10 +199,12 @@ def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool], limit: int) -> i
     settled = 0
     with amqp.connect(conf) as connection:
         channel = connection.channel()
-        queue = amqp.dead_letter_queue(conf)(channel)
-        _name, pending, _consumers = queue.queue_declare(passive=True)
+        dead_letters = amqp.dead_letter_queue(conf)(channel)
+        _name, pending, _consumers = dead_letters.queue_declare(passive=True)
         held = [
-            message for message in (queue.get(no_ack=False) for _ in range(min(pending, limit))) if message
+            message
+            for message in (dead_letters.get(no_ack=False) for _ in range(min(pending, limit)))
+            if message
         ]
         for message in held:
             if handle(message):

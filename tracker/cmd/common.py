@@ -6,13 +6,16 @@ import sys
 from oslo_config import cfg
 
 from tracker import conf as tracker_conf
+from tracker import escape
 from tracker.db.engine import Database
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 
 def setup_logging(debug: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(escape.OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler])
     # kombu and amqp are chatty at DEBUG; their INFO is what an operator wants.
     for noisy in ("amqp", "kombu"):
         logging.getLogger(noisy).setLevel(logging.INFO)

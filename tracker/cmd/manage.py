@@ -96,6 +96,8 @@ def _add_parsers(subparsers: Any) -> None:
             "--limit", type=int, default=1000, help="At most this many letters (default 1000)."
         )
         action.set_defaults(func=func)
+        if name == "list":
+            action.add_argument("--format", choices=["text", "json"], default="text", help="Output format.")
 
 
 _FLAVOR_ARGS = (
@@ -193,12 +195,19 @@ def replay_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
 
 
 def dead_letter_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    letters: list[dict[str, Any]] = []
+
     def show(message: Any) -> bool:
-        reason = message.headers.get(deadletter.REASON_HEADER, "?")
-        print(f"{message.headers.get('x-original-routing-key', '?')}: {reason}")
+        letters.append(deadletter.describe(message))
         return False  # leave it in the queue
 
     deadletter.browse(conf, show, conf.command.limit)
+    if conf.command.format == "json":
+        print(json.dumps(letters, indent=2))
+        return 0
+    for letter in letters:
+        withheld = ", body withheld" if letter["withheld"] else ""
+        print(f"{letter['routing_key']}: {letter['reason']} ({letter['bytes']} bytes{withheld})")
     return 0
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import health
+from tracker import escape, health
 from tracker.cmd import common
 from tracker.db.api import Store
 
@@ -48,7 +48,7 @@ def check_health(conf: cfg.ConfigOpts) -> int:
         return 2
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     healthy, why = health.check(conf.worker.health_file, conf.max_age, now)
-    print(why)
+    print(escape.text(why, 2000))
     return 0 if healthy else 1
 
 
@@ -56,6 +56,11 @@ def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str
     if fmt == "json":
         return json.dumps({"nodes": nodes, "projects": projects}, indent=2, sort_keys=True)
     return "\n".join([*_node_table(nodes), "", *_project_table(projects)])
+
+
+def _name(value: object, width: int) -> str:
+    """A name from a message, escaped: it can neither move the cursor nor start a row."""
+    return f"{escape.text(value, 200):<{width}}"
 
 
 def _cell(resource: dict[str, Any]) -> str:
@@ -70,7 +75,7 @@ def _node_table(nodes: list[dict[str, Any]]) -> list[str]:
         + f"{'GEN':>8}"
     )
     rows = [
-        f"{n['host']:<14}{n['node']:<26}{n['running_vms']:>5}  "
+        f"{_name(n['host'], 14)}{_name(n['node'], 26)}{n['running_vms']:>5}  "
         + "".join(f"{_cell(n['resources'][c]):>22}" for c in _COLUMNS)
         + f"{n['generation']:>8}"
         for n in nodes
@@ -81,7 +86,8 @@ def _node_table(nodes: list[dict[str, Any]]) -> list[str]:
 def _project_table(projects: list[dict[str, Any]]) -> list[str]:
     header = f"{'PROJECT':<36}{'INSTANCES':>10}{'VCPUS':>8}{'MEMORY_MB':>12}{'LOCAL_GB':>10}"
     rows = [
-        f"{p['project_id']:<36}{p['instances']:>10}{p['vcpus']:>8}{p['memory_mb']:>12}{p['local_gb']:>10}"
+        _name(p["project_id"], 36)
+        + f"{p['instances']:>10}{p['vcpus']:>8}{p['memory_mb']:>12}{p['local_gb']:>10}"
         for p in projects
     ]
     return [header, *rows]

@@ -78,6 +78,18 @@ Larger messages are dead-lettered unparsed. Nova's largest instance payloads
 (many block devices, addresses and tags) stay well below 64 KiB.
 """,
     ),
+    cfg.IntOpt(
+        "dead_letter_max_bytes",
+        default=4194304,
+        min=1024,
+        help="""
+A message set aside whole (request context removed) can be replayed with
+``tracker-manage dead-letter replay`` once its cause is fixed, for instance
+after raising ``max_message_bytes``. Bodies larger than this, and bodies that
+are not JSON, are not kept: their dead letter holds only the size, SHA-256,
+routing key and reason. Keep it well below RabbitMQ's ``max_message_size``.
+""",
+    ),
     cfg.StrOpt(
         "dead_letter_queue",
         default="tracker.dead_letter",

@@ -17,6 +17,29 @@ Across processes the database row locks serialize instead. More lanes help
 only while the database has headroom.
 """,
     ),
+    cfg.IntOpt(
+        "batch_size",
+        default=100,
+        min=1,
+        max=10000,
+        help="""
+Most events a lane applies in one database transaction (group commit). A lane
+takes whatever has queued up for it, up to this many; their messages are
+acknowledged together once the transaction committed. Larger batches mean
+fewer transactions under load and more redelivered work if a worker dies.
+""",
+    ),
+    cfg.FloatOpt(
+        "batch_wait",
+        default=0.005,
+        min=0.0,
+        max=1.0,
+        help="""
+Seconds a lane waits for more events once it has one, before applying what it
+has. Under load batches fill without waiting; on a quiet bus this is the most
+it adds to an event's latency.
+""",
+    ),
     cfg.FloatOpt(
         "shutdown_timeout",
         default=30.0,

@@ -4,7 +4,7 @@ import dataclasses
 import datetime
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from tracker.db.engine import Database
 from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
 from tracker.errors import ConcurrentUpdate
 from tracker.events.model import Flavor, InstanceEvent
-from tracker.retry import db_retrying
+from tracker.retry import db_retrying, is_transient_db_error
 
 # Instance row, node rows, project row: each may need creating once.
 _MAX_CREATION_ROUNDS = 4
@@ -50,6 +50,22 @@ class Store:
     def apply(self, event: InstanceEvent) -> applying.Outcome:
         """Apply one event durably, retrying transient faults (until stopping)."""
         return db_retrying(self._conf, self._stopping)(self._apply_once, event)
+
+    def apply_batch(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome | applying.PoisonEvent]:
+        """Apply each event durably; one the database refuses is reported, not raised.
+
+        Transient faults are retried until stopping, then raised: what was
+        not acknowledged is redelivered, and applying it again changes nothing.
+        """
+        results: list[applying.Outcome | applying.PoisonEvent] = []
+        for event in events:
+            try:
+                results.append(self.apply(event))
+            except Exception as error:
+                if is_transient_db_error(error):
+                    raise
+                results.append(applying.PoisonEvent(f"{type(error).__name__}: {error}"))
+        return results
 
     def _apply_once(self, event: InstanceEvent) -> applying.Outcome:
         limit = self._conf.accounting.history_limit

@@ -32,6 +32,13 @@ class Outcome:
     changed_nodes: tuple[int, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class PoisonEvent:
+    """The database refused this event for its own content: it is set aside, the rest count."""
+
+    reason: str
+
+
 def apply_event(session: orm.Session, event: InstanceEvent, history_limit: int) -> Outcome:
     history = hist.lock(session, event.instance_uuid)
     event = flavors.complete(session, event)

@@ -9,17 +9,17 @@ nothing downstream can log, store or dead-letter them.
 
 import dataclasses
 import datetime
-import hashlib
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from tracker.errors import DecodeError
+from tracker.errors import DecodeError, InvalidPayload
+from tracker.events import fields
 
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 CONTEXT_PREFIX = "_context_"
+_MAX_MESSAGE_ID = 64  # oslo sends a uuid4; the column is 64 characters
 _REQUIRED = ("message_id", "publisher_id", "event_type", "payload", "timestamp")
 
 
@@ -74,9 +74,9 @@ def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notificatio
     if not isinstance(message["payload"], Mapping):
         raise DecodeError("notification payload is not an object")
     return Notification(
-        message_id=_text(message, "message_id"),
-        publisher_id=_text(message, "publisher_id"),
-        event_type=_text(message, "event_type"),
+        message_id=_text(message, "message_id", _MAX_MESSAGE_ID),
+        publisher_id=_text(message, "publisher_id", fields.MAX_NAME),
+        event_type=_text(message, "event_type", fields.MAX_NAME),
         priority=str(message.get("priority") or "INFO").upper(),
         timestamp=parse_timestamp(message["timestamp"]),
         payload=message["payload"],
@@ -86,30 +86,6 @@ def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notificatio
 def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:
     """Drop the ``_context_*`` keys (auth token, user, roles…) of a message dict."""
     return {k: v for k, v in message.items() if not k.startswith(CONTEXT_PREFIX)}
-
-
-def sanitize(body: bytes | str | Mapping[str, Any]) -> str:
-    """The whole message, safe to set aside: context removed, even when it does not decode.
-
-    No size limit here: the body is already in memory, and a letter cut short
-    could never be replayed once the limit is raised.
-    """
-    try:
-        return json.dumps(strip_context(load_body(body, sys.maxsize)), sort_keys=True)
-    except DecodeError:
-        pass
-    raw = body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogatepass")
-    if CONTEXT_PREFIX.encode() not in raw:
-        return raw.decode("utf-8", "replace")
-    # Context we cannot parse cannot be removed reliably, and an undecodable
-    # body can never be replayed: keep only what identifies it.
-    return json.dumps(
-        {
-            "withheld": "undecodable body holding request context (_context_*)",
-            "bytes": len(raw),
-            "sha256": hashlib.sha256(raw).hexdigest(),
-        }
-    )
 
 
 def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
@@ -141,8 +117,11 @@ def _unwrap_v2(outer: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _text(message: Mapping[str, Any], key: str) -> str:
+def _text(message: Mapping[str, Any], key: str, max_length: int) -> str:
     value = message[key]
     if not isinstance(value, str) or not value:
         raise DecodeError(f"{key} is not a non-empty string")
-    return value
+    try:
+        return fields.checked_text(value, key, max_length)
+    except InvalidPayload as error:
+        raise DecodeError(str(error)) from error

@@ -3,24 +3,41 @@
 from collections.abc import Mapping
 from typing import Any
 
+from tracker import escape
 from tracker.errors import InvalidPayload
 from tracker.events.model import Flavor
 
 # Nova stores these sizes in 32-bit integer columns; anything larger is corrupt.
 MAX_SIZE = 2**31 - 1
+# Nova's name columns (host, node, project) are 255 characters, uuids 36.
+MAX_NAME = 255
+UUID_LENGTH = 36
 
 
-def optional_text(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    if value is None or value == "":
-        return None
+def checked_text(value: object, key: str, max_length: int = MAX_NAME) -> str:
+    """A name as Nova could have written it: a string, printable, within its column.
+
+    A newline or an escape sequence in a host name would forge log lines and
+    terminal output downstream; Nova never sends one, so it is poison here.
+    """
     if not isinstance(value, str):
         raise InvalidPayload(f"{key} is {type(value).__name__}, not a string")
+    if len(value) > max_length:
+        raise InvalidPayload(f"{key} is {len(value)} characters long, more than {max_length}")
+    if not value.isprintable():
+        raise InvalidPayload(f"{key}={escape.text(value, 80)} holds control or unprintable characters")
     return value
 
 
-def required_text(data: Mapping[str, Any], key: str) -> str:
-    value = optional_text(data, key)
+def optional_text(data: Mapping[str, Any], key: str, max_length: int = MAX_NAME) -> str | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    return checked_text(value, key, max_length)
+
+
+def required_text(data: Mapping[str, Any], key: str, max_length: int = MAX_NAME) -> str:
+    value = optional_text(data, key, max_length)
     if value is None:
         raise InvalidPayload(f"payload lacks {key}")
     return value

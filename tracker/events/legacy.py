@@ -34,7 +34,7 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         action=action,
         timestamp=notification.timestamp,
         publisher_host=notification.publisher_host,
-        instance_uuid=fields.required_text(data, "instance_id"),
+        instance_uuid=fields.required_text(data, "instance_id", fields.UUID_LENGTH),
         project_id=fields.optional_text(data, "tenant_id"),
         host=fields.optional_text(data, "host"),
         node=fields.optional_text(data, "node"),

@@ -2,6 +2,9 @@
 
 import dataclasses
 import datetime
+import hashlib
+
+_MAX_KEY = 255
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,4 +52,6 @@ class InstanceEvent:
     @property
     def dedupe_key(self) -> str:
         """Identity of the same event published twice under two message ids."""
-        return f"{self.action}|{self.publisher_host}|{self.timestamp.isoformat()}"
+        key = f"{self.action}|{self.publisher_host}|{self.timestamp.isoformat()}"
+        # within its 255-character column whatever the names' lengths
+        return key if len(key) <= _MAX_KEY else "sha256:" + hashlib.sha256(key.encode()).hexdigest()

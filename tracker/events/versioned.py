@@ -47,7 +47,7 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         action=action,
         timestamp=notification.timestamp,
         publisher_host=notification.publisher_host,
-        instance_uuid=fields.required_text(data, "uuid"),
+        instance_uuid=fields.required_text(data, "uuid", fields.UUID_LENGTH),
         project_id=fields.optional_text(data, "tenant_id"),
         host=fields.optional_text(data, "host"),
         node=fields.optional_text(data, "node"),

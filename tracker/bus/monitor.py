@@ -1,0 +1,81 @@
+"""What the worker tells its operator: counters every minute, a health record, outcomes."""
+
+import datetime
+import logging
+import time
+from collections.abc import Callable
+
+from oslo_config import cfg
+
+from tracker import escape, health
+from tracker.db.apply import STALE, Outcome
+from tracker.events.model import InstanceEvent
+from tracker.metrics import Metrics
+from tracker.throttle import Throttle
+
+LOG = logging.getLogger("tracker.bus.consumer")
+
+_METRICS_INTERVAL = 60.0
+_HEALTH_INTERVAL = 5.0
+
+
+class Monitor:
+    """Called on every turn of the consumer loop; does something only when due."""
+
+    def __init__(self, conf: cfg.ConfigOpts, metrics: Metrics) -> None:
+        self._conf = conf
+        self._metrics = metrics
+        self._throttle = Throttle(LOG, _METRICS_INTERVAL)
+        self._last_metrics = time.monotonic()
+        self._last_health = 0.0
+
+    def tick(self, pending: int, stalled_for: float, problems: Callable[[], list[str]]) -> None:
+        now = time.monotonic()
+        if now - self._last_metrics > _METRICS_INTERVAL:
+            self._last_metrics = now
+            LOG.info("counters: %s", self._metrics.snapshot())
+            self._throttle.flush()
+        if self._conf.worker.health_file and now - self._last_health > _HEALTH_INTERVAL:
+            self._last_health = now
+            self._write_health(pending, stalled_for, problems())
+
+    def outcome(self, event: InstanceEvent, outcome: Outcome) -> None:
+        """One line per event at DEBUG; late events dropped are summed up at INFO."""
+        self._metrics.incr(outcome.status)
+        if outcome.status == STALE:
+            self._throttle.log(
+                logging.INFO,
+                "late events dropped as stale",
+                "dropped a late instance.%s of %s from %s at %s: older than its kept history",
+                escape.text(event.action),
+                escape.text(event.instance_uuid),
+                escape.text(event.publisher_host),
+                event.timestamp,
+            )
+        if LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug(
+                "%s instance.%s of %s from %s at %s (payload host %s/%s), nodes changed: %s",
+                outcome.status,
+                escape.text(event.action),
+                escape.text(event.instance_uuid),
+                escape.text(event.publisher_host),
+                event.timestamp,
+                escape.text(event.host),
+                escape.text(event.node),
+                list(outcome.changed_nodes),
+            )
+
+    def _write_health(self, pending: int, stalled_for: float, problems: list[str]) -> None:
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        record = health.record(
+            self._conf.host,
+            self._metrics.snapshot(),
+            pending,
+            now,
+            stalled_for=stalled_for,
+            problems=problems,
+        )
+        try:
+            health.write(self._conf.worker.health_file, record)
+        except OSError as error:
+            LOG.warning("cannot write the health record %s: %s", self._conf.worker.health_file, error)
