@@ -6,10 +6,13 @@ as oslo.messaging's rabbit driver does: type topic, not auto-deleted, durable
 only when ``amqp_durable_queues`` is on.
 """
 
+import logging
 import urllib.parse
 
 import kombu
 from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
 
 _RABBIT_SCHEMES = ("rabbit", "amqp")
 # Longest wait for a publisher confirm: a broker in a memory alarm must not
@@ -85,3 +88,25 @@ def capacity_exchange(conf: cfg.ConfigOpts) -> kombu.Exchange:
 def is_precondition_failed(error: BaseException) -> bool:
     """RabbitMQ's 406: an entity exists with other arguments than ours."""
     return getattr(error, "reply_code", None) == 406 or getattr(error, "code", None) == 406
+
+
+def discard(connection: kombu.Connection) -> None:
+    """Drop a connection that failed, without the close handshake.
+
+    A graceful close waits for the broker's close-ok: through a partition
+    that is as long as the partition lasts, and whatever the broker still had
+    in flight would be handed over meanwhile. A failed connection has nothing
+    left to say, so its socket is simply closed.
+    """
+    try:
+        connection.collect()
+    except Exception as error:  # noqa: BLE001 - it is being thrown away anyway
+        LOG.debug("discarding a failed RabbitMQ connection: %s", error)
+
+
+def close(connection: kombu.Connection) -> None:
+    """Close a connection that works, with the handshake, on the way out."""
+    try:
+        connection.release()
+    except Exception as error:  # noqa: BLE001 - nothing is left to do with it
+        LOG.debug("closing a RabbitMQ connection: %s", error)

@@ -143,22 +143,24 @@ class Worker:
     def _run_session(self) -> None:
         session = Session()
         connection = amqp.connect(self._conf)
+        failed = True
         try:
             self._connect(connection)
             self._session = session
             self._consume(connection, session)
+            failed = False
         except _CONNECTION_ERRORS as error:
             LOG.warning(
                 "RabbitMQ connection lost (%s: %s); reconnecting", type(error).__name__, escape.text(error)
             )
         finally:
-            # Closed before the connection is released: what the close handshake
-            # still delivers, and work finished later, is never acked (see Delivery).
+            # Closed before the connection goes: nothing it still delivers, and
+            # no work finished later, is applied or acked (see Delivery).
             session.close()
             self._session = None
             self.consuming.clear()
             self._paused = False
-            _release(connection)
+            (amqp.discard if failed else amqp.close)(connection)
 
     def _connect(self, connection: kombu.Connection) -> None:
         retrying = reconnect_retrying(self._conf, self._stopping, _CONNECTION_ERRORS, "RabbitMQ connect")
@@ -339,11 +341,3 @@ class Worker:
             self._set_aside(delivery, f"{type(result.error).__name__}: {result.error}")
         else:
             self.metrics.incr("left_for_redelivery")  # stopping while the database was down
-
-
-def _release(connection: kombu.Connection) -> None:
-    """Release a connection that may already be broken; nothing of it is needed any more."""
-    try:
-        connection.release()
-    except Exception as error:  # noqa: BLE001 - the session is over either way
-        LOG.debug("releasing the RabbitMQ connection: %s", escape.text(error))

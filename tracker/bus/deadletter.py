@@ -88,7 +88,8 @@ class DeadLetters:
                 finally:
                     self._letters.task_done()
         finally:
-            self._close()
+            if self._connection is not None:
+                amqp.close(self._connection)
 
     def _deliver(self, letter: Letter) -> None:
         """Publish until it is confirmed, its session is gone, or we are stopping."""
@@ -168,10 +169,7 @@ class DeadLetters:
 
     def _close(self) -> None:
         if self._connection is not None:
-            try:
-                self._connection.release()
-            except Exception as error:  # noqa: BLE001 - it is being thrown away anyway
-                LOG.debug("closing the dead-letter connection: %s", error)
+            amqp.discard(self._connection)
         self._connection = None
         self._producer = None
 

@@ -36,7 +36,7 @@ class Relay:
             while count := self._store.drain_outbox(batch, publisher.publish):
                 settled += count
         except Exception:
-            self.close()  # a broken connection is not reused; the rows stay
+            self._discard()  # a broken connection is not reused; the rows stay
             raise
         self.published += settled
         return settled
@@ -72,7 +72,7 @@ class Relay:
             self._connection.heartbeat_check()
         except Exception as error:  # noqa: BLE001 - reconnected on the next drain
             LOG.info("capacity relay: connection lost while idle (%s)", error)
-            self.close()
+            self._discard()
 
     def _ensure_publisher(self) -> CapacityPublisher:
         if self._publisher is None:
@@ -82,7 +82,15 @@ class Relay:
         return self._publisher
 
     def close(self) -> None:
+        """On the way out: close the connection with the handshake."""
         if self._connection is not None:
-            self._connection.release()
+            amqp.close(self._connection)
+        self._connection = None
+        self._publisher = None
+
+    def _discard(self) -> None:
+        """After a failure: drop the connection without waiting on it."""
+        if self._connection is not None:
+            amqp.discard(self._connection)
         self._connection = None
         self._publisher = None
