@@ -30,7 +30,7 @@ from tracker.db.api import Store
 from tracker.db.engine import Database
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
-POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def feed(instances: int) -> list[dict]:
