@@ -42,6 +42,14 @@ def is_transient_db_error(error: BaseException) -> bool:
     return _driver_says_transient(error)
 
 
+def is_refused_data(error: BaseException) -> bool:
+    """The database refuses what a statement carries (a value too long or out of
+    range, a violated constraint): the same data fails the same way again."""
+    return isinstance(
+        error, sqlalchemy.exc.DataError | sqlalchemy.exc.IntegrityError
+    ) and not is_transient_db_error(error)
+
+
 def _driver_says_transient(error: sqlalchemy.exc.DBAPIError) -> bool:
     orig = error.orig
     sqlstate = _sqlstate(orig)

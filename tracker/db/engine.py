@@ -72,7 +72,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 
 class Database:
-    """Engine plus session factory; ``transaction()`` is the only way to write."""
+    """Engine plus session factory; ``transaction()`` and ``connection()`` are the only ways to write."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -91,6 +91,12 @@ class Database:
         """One unit of work: commits on success, rolls back on any exception."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """One unit of work in SQLAlchemy Core, for the hot path: same rules as ``transaction()``."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()
