@@ -8,17 +8,12 @@ import oracle_check
 from cloudsim import Cloud
 
 from tracker.bus import decide
-from tracker.db.api import NodeInventory, Store
-from tracker.db.flavors import from_record
+from tracker.db.api import Store
 from tracker.events.model import InstanceEvent
 
 
 def register(store: Store, cloud: Cloud) -> None:
-    """What an operator does first: node inventory, and flavors for the legacy format."""
-    for node in cloud.inventory():
-        inventory = NodeInventory(vcpus=node["vcpus"], memory_mb=node["memory_mb"], local_gb=node["local_gb"])
-        store.set_node(node["host"], node["node"], inventory)
-    store.set_flavors([from_record(flavor) for flavor in cloud.flavors()])
+    oracle_check.register(store, cloud.inventory(), cloud.flavors())
 
 
 def events_of(messages: Iterable[dict[str, Any]]) -> list[InstanceEvent]:
