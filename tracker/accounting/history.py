@@ -61,16 +61,19 @@ class Kept:
 
 @dataclasses.dataclass(frozen=True)
 class Record:
-    """An instance as stored. ``current`` None: nothing was ever applied to it."""
+    """An instance as stored. ``current`` None: not derived yet (nothing applied, or
+    stored before the current state was kept); ``base_stored``: a snapshot was stored."""
 
     uuid: str
     base: InstanceState
     current: InstanceState | None
     kept: tuple[Kept, ...] = ()
+    base_stored: bool = False
 
     @property
     def is_new(self) -> bool:
-        return self.current is None and not self.kept
+        """Nothing is known of the instance: its row was made for this batch."""
+        return self.current is None and not self.base_stored and not self.kept
 
     def knows(self, event: InstanceEvent) -> bool:
         """Redelivered (same message id) or republished (same action, host and time)."""

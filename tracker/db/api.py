@@ -1,4 +1,5 @@
-"""What the rest of the tracker asks of the database; each call is one transaction."""
+"""What the rest of the tracker asks of the database; each call is one transaction
+(but a batch holding an event the database refuses, which is split to find it)."""
 
 import dataclasses
 import datetime

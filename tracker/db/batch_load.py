@@ -69,7 +69,7 @@ def _lock_instances(connection: sa.Connection, uuids: list[str]) -> dict[str, Re
 
 def _record(row: Any) -> Record:
     base = _state(row.base_state) or InstanceState(uuid=row.uuid)
-    return Record(row.uuid, base, _state(row.state))
+    return Record(row.uuid, base, _state(row.state), base_stored=bool(row.base_state))
 
 
 def _state(text: str) -> InstanceState | None:
