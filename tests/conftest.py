@@ -26,7 +26,7 @@ SERVICES = {
 }
 RABBIT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 ADMIN_URLS = {
-    "postgresql": "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
 }
 

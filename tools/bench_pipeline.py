@@ -8,19 +8,16 @@ rates depend on the machine; the ratio is the figure to compare across runs.
 """
 
 import argparse
-import contextlib
 import json
 import random
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import kombu
-import sqlalchemy as sa
 from cloudsim import Cloud
+from scratch_db import scratch_database
 
 from tracker import conf as tracker_conf
 from tracker.bus import amqp
@@ -30,7 +27,6 @@ from tracker.db.api import Store
 from tracker.db.engine import Database
 
 RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
-POSTGRES_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
 
 def feed(instances: int) -> list[dict]:
@@ -74,24 +70,6 @@ def baseline(connection: kombu.Connection, messages: list[dict]) -> float:
     return len(messages) / elapsed
 
 
-@contextlib.contextmanager
-def database_url(kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{directory}/bench.sqlite"
-        return
-    name = f"tracker_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield sa.make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def tracker_rate(connection: kombu.Connection, messages: list[dict], url: str, lanes: int) -> float:
     suffix = uuid.uuid4().hex[:8]
     conf = tracker_conf.load([])
@@ -129,7 +107,7 @@ def main() -> int:
     messages = feed(args.instances)
     with kombu.Connection(amqp.broker_urls(RABBIT)[0]) as connection:
         base = baseline(connection, messages)
-        with database_url(args.database) as url:
+        with scratch_database(args.database) as url:
             rate = tracker_rate(connection, messages, url, args.lanes)
     result = {
         "messages": len(messages),

@@ -10,10 +10,19 @@ import sys
 from typing import Any
 
 from tracker.cmd import common
-from tracker.db.api import Store
+from tracker.db.api import NodeInventory, Store
+from tracker.db.flavors import from_record
 
 _NODE_FIELDS = (("vcpus", "vcpus"), ("memory_mb", "memory_mb"), ("local_gb", "local_gb"))
 _PROJECT_FIELDS = ("vcpus", "memory_mb", "local_gb", "instances")
+
+
+def register(store: Store, inventory: list[dict[str, Any]], flavors: list[dict[str, Any]]) -> None:
+    """What an operator does first: node inventory, and flavors for the legacy format."""
+    for node in inventory:
+        sizes = NodeInventory(vcpus=node["vcpus"], memory_mb=node["memory_mb"], local_gb=node["local_gb"])
+        store.set_node(node["host"], node["node"], sizes)
+    store.set_flavors([from_record(flavor) for flavor in flavors])
 
 
 def differences(

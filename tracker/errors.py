@@ -23,3 +23,7 @@ class InvalidPayload(PoisonMessage):
 
 class ConcurrentUpdate(TrackerError):
     """A node's generation changed under us; the transaction is retried."""
+
+
+class RefusedEvent(PoisonMessage):
+    """The database refused an event for what it carries (a value too long, out of range)."""

@@ -42,21 +42,37 @@ def is_transient_db_error(error: BaseException) -> bool:
     return _driver_says_transient(error)
 
 
+def is_refused_data(error: BaseException) -> bool:
+    """The database refuses what a statement carries (a value too long or out of
+    range, a violated constraint): the same data fails the same way again."""
+    return isinstance(
+        error, sqlalchemy.exc.DataError | sqlalchemy.exc.IntegrityError
+    ) and not is_transient_db_error(error)
+
+
 def _driver_says_transient(error: sqlalchemy.exc.DBAPIError) -> bool:
     orig = error.orig
-    pgcode = getattr(orig, "pgcode", None)
-    if pgcode:
-        return pgcode.startswith(_PG_TRANSIENT_CLASSES) or pgcode in _PG_TRANSIENT
+    sqlstate = _sqlstate(orig)
+    if sqlstate:
+        # Anything else with a SQLSTATE, 57014 query_canceled (statement_timeout)
+        # included, fails the same way next time: retrying it would spin forever.
+        return sqlstate.startswith(_PG_TRANSIENT_CLASSES) or sqlstate in _PG_TRANSIENT
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], int):
         return args[0] in _MYSQL_TRANSIENT
     if "database is locked" in str(orig).lower():
         return True  # SQLite: another writer holds the lock past the busy timeout
-    # psycopg2 gives no SQLSTATE when it cannot reach the server at all
+    # psycopg gives no SQLSTATE when it cannot reach the server at all
     # ("connection to server … failed: Connection refused"): that is an outage.
     return type(orig).__module__.startswith("psycopg") and isinstance(
         error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
     )
+
+
+def _sqlstate(orig: BaseException | None) -> str | None:
+    """psycopg 3 names it ``sqlstate``; psycopg2 named it ``pgcode``."""
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
 
 
 def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:

@@ -1,15 +1,20 @@
 """PostgreSQL and MariaDB over real connections: schema, accounting, concurrency."""
 
+import logging
+import random
 import threading
 
 import pytest
 
 from tests import factories
+from tests.batching import count_statements, mixed_batch
 from tests.conftest import make_conf
 from tests.schema import schema_differences
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
+from tracker.db.apply import APPLIED, PoisonEvent
 from tracker.db.engine import Database
+from tracker.errors import RefusedEvent
 
 pytestmark = pytest.mark.functional
 
@@ -98,5 +103,96 @@ def test_the_largest_sizes_nova_accepts_fit_and_leave_room_for_the_rest(server_u
     assert view["resources"]["memory_mb"]["used"] == 1 + huge + 20 * 2048
     assert view["resources"]["local_gb"]["used"] == 2 * huge + 20 * 20
     assert store.project_usage()[0]["vcpus"] == huge + 1 + 20 * 2
+    assert store.audit() == []
+    store.db.dispose()
+
+
+def _migrations(instances):
+    """Each instance created on one of three nodes and live-migrated to the next."""
+    hosts = ("cmpA", "cmpB", "cmpC")
+    events = []
+    for i in range(instances):
+        src, dst = hosts[i % 3], hosts[(i + 1) % 3]
+        uuid_ = f"inst-{i}"
+        events += [
+            factories.event("create.end", 1, host=src, node=src, instance=uuid_, project=f"p{i % 4}"),
+            factories.event(
+                "live_migration_pre.start",
+                2,
+                host=src,
+                node=src,
+                publisher=dst,
+                instance=uuid_,
+                project=f"p{i % 4}",
+            ),
+            factories.event(
+                "live_migration_post_dest.end", 3, host=dst, node=dst, instance=uuid_, project=f"p{i % 4}"
+            ),
+        ]
+    return events
+
+
+def test_two_workers_applying_batches_that_share_instances_and_nodes(server_url, caplog):
+    """Two stores (two pools, as two worker processes) get the events of the same
+    instances, each in its own random order and random batches. Locks come in one
+    global order, so nothing deadlocks or races; the totals are exact."""
+    stores = [_store(server_url) for _ in range(2)]
+    migration.upgrade(stores[0].db.engine)
+    rng = random.Random(7)
+    events = _migrations(60)
+    rng.shuffle(events)
+    shares = [events[: len(events) // 2], events[len(events) // 2 :]]
+    errors = []
+
+    def run(store, share):
+        try:
+            while share:
+                size = rng.randint(1, 40)
+                batch, share[:] = share[:size], share[size:]
+                assert all(not isinstance(v, PoisonEvent) for v in store.apply_batch(batch))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    with caplog.at_level(logging.WARNING, logger="tracker.retry"):
+        threads = [threading.Thread(target=run, args=pair) for pair in zip(stores, shares, strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert errors == []
+    assert [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage().lower()] == []
+    views = stores[0].node_views()
+    assert sum(v["running_vms"] for v in views) == 60
+    assert sum(v["resources"]["vcpus"]["used"] for v in views) == 120
+    assert sorted(p["instances"] for p in stores[0].project_usage()) == [15, 15, 15, 15]
+    assert stores[0].audit() == []
+    for store in stores:
+        store.db.dispose()
+
+
+def test_an_event_the_database_refuses_is_poison_and_the_rest_of_its_batch_counts(server_url):
+    store = _store(server_url)
+    migration.upgrade(store.db.engine)
+    events = [factories.event("create.end", 1, instance=f"inst-{i}") for i in range(7)]
+    events[3] = factories.event("create.end", 1, instance="x" * 40)  # the column holds 36
+    verdicts = store.apply_batch(events)
+    assert isinstance(verdicts[3], PoisonEvent)
+    assert "refused" in verdicts[3].reason
+    assert [v.status for i, v in enumerate(verdicts) if i != 3] == [APPLIED] * 6
+    assert store.node_views()[0]["running_vms"] == 6
+    assert store.audit() == []
+    with pytest.raises(RefusedEvent):
+        store.apply(events[3])
+    store.db.dispose()
+
+
+def test_a_batch_takes_a_handful_of_statements(server_url):
+    store = _store(server_url)
+    migration.upgrade(store.db.engine)
+    for n in range(20):
+        store.set_node(f"cmp{n}", f"cmp{n}", NodeInventory(vcpus=64, memory_mb=262144, local_gb=2000))
+    statements, outcomes = count_statements(store, mixed_batch(50, 20))  # 200 events over 20 nodes
+    assert len(outcomes) == 200
+    assert len(statements) <= 16, statements
     assert store.audit() == []
     store.db.dispose()

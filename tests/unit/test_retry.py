@@ -2,16 +2,20 @@ import sqlite3
 import threading
 import time
 
+import psycopg.errors
 import pytest
 import sqlalchemy.exc
 import tenacity
 
-from tests.conftest import make_conf
+from tests.conftest import ADMIN_URLS, make_conf, require
 from tracker import retry
+from tracker.db.engine import create_engine
 from tracker.errors import ConcurrentUpdate
 
 
-class _PgError(Exception):
+class _Psycopg2Error(Exception):
+    """psycopg2 named the SQLSTATE ``pgcode``: URLs saying ``+psycopg2`` still work."""
+
     def __init__(self, pgcode):
         super().__init__(pgcode)
         self.pgcode = pgcode
@@ -25,8 +29,14 @@ def _dbapi(orig, invalidated=False):
     "error",
     [
         ConcurrentUpdate("generation moved"),
-        _dbapi(_PgError("40P01")),  # deadlock_detected
-        _dbapi(_PgError("40001")),  # serialization_failure
+        _dbapi(psycopg.errors.DeadlockDetected("deadlock detected")),
+        _dbapi(psycopg.errors.SerializationFailure("could not serialize access")),
+        _dbapi(psycopg.errors.LockNotAvailable("could not obtain lock")),
+        _dbapi(psycopg.errors.AdminShutdown("terminating connection")),
+        _dbapi(psycopg.errors.TooManyConnections("sorry, too many clients")),
+        _dbapi(psycopg.errors.ReadOnlySqlTransaction("read-only transaction")),
+        _dbapi(psycopg.OperationalError("connection failed: Connection refused")),  # no SQLSTATE
+        _dbapi(_Psycopg2Error("40P01")),
         _dbapi(Exception(1213, "Deadlock found")),  # MySQL ER_LOCK_DEADLOCK
         _dbapi(Exception(2013, "Lost connection")),
         _dbapi(sqlite3.OperationalError("database is locked")),
@@ -41,7 +51,11 @@ def test_transient_faults_are_retried(error):
 @pytest.mark.parametrize(
     "error",
     [
-        sqlalchemy.exc.IntegrityError("INSERT", {}, _PgError("23505")),
+        sqlalchemy.exc.IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation("duplicate key")),
+        sqlalchemy.exc.DataError("INSERT", {}, psycopg.errors.StringDataRightTruncation("value too long")),
+        # statement_timeout: the same statement times out again, so retrying would spin forever
+        _dbapi(psycopg.errors.QueryCanceled("canceling statement due to statement timeout")),
+        _dbapi(_Psycopg2Error("57014")),
         _dbapi(Exception(1054, "Unknown column")),
         ValueError("bug"),
     ],
@@ -109,15 +123,23 @@ def test_reconnect_retrying_gives_up_once_stopping():
 
 
 def test_a_postgresql_server_that_cannot_be_reached_is_an_outage_not_poison():
-    engine = sqlalchemy.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none")
+    engine = sqlalchemy.create_engine("postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(sqlalchemy.exc.OperationalError) as caught:
         engine.connect()
     assert retry.is_transient_db_error(caught.value)
 
 
-@pytest.mark.parametrize("pgcode", ["57P03", "53300", "08006", "40P01"])
-def test_postgresql_restart_and_overload_codes_are_transient(pgcode):
-    assert retry.is_transient_db_error(_dbapi(_PgError(pgcode)))
+@pytest.mark.parametrize("sqlstate", ["57P03", "53300", "08006", "40P01"])
+def test_postgresql_restart_and_overload_codes_are_transient(sqlstate):
+    error = psycopg.errors.lookup(sqlstate)("server says so")
+    assert error.sqlstate == sqlstate
+    assert retry.is_transient_db_error(_dbapi(error))
+
+
+def test_a_plain_postgresql_url_uses_psycopg_3():
+    engine = create_engine(make_conf("postgresql://postgres@127.0.0.1:1/none"))
+    assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+    engine.dispose()
 
 
 def test_backoff_ends_as_soon_as_the_worker_stops():
@@ -139,5 +161,13 @@ def test_mysql_failover_errors_are_transient(code):
     assert retry.is_transient_db_error(_dbapi(Exception(code, "failover")))
 
 
-def test_postgresql_read_only_after_failover_is_transient():
-    assert retry.is_transient_db_error(_dbapi(_PgError("25006")))
+@pytest.mark.functional
+def test_a_real_statement_timeout_is_not_retried():
+    require("postgresql")
+    engine = sqlalchemy.create_engine(ADMIN_URLS["postgresql"])
+    with pytest.raises(sqlalchemy.exc.OperationalError) as caught, engine.connect() as connection:
+        connection.exec_driver_sql("SET statement_timeout = 10")
+        connection.exec_driver_sql("SELECT pg_sleep(1)")
+    engine.dispose()
+    assert caught.value.orig.sqlstate == "57014"
+    assert not retry.is_transient_db_error(caught.value)

@@ -35,8 +35,8 @@ from tracker.bus.lanes import Lanes
 from tracker.bus.monitor import Monitor
 from tracker.bus.outcomes import Applied, DeadLettered, Refused, Result, Unapplied
 from tracker.bus.relay import Relay
-from tracker.db.api import Store
-from tracker.db.apply import PoisonEvent
+from tracker.db.api import Store, Verdict
+from tracker.db.apply import Outcome, PoisonEvent
 from tracker.errors import TrackerError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
@@ -289,20 +289,33 @@ class Worker:
     def _apply(self, works: Sequence[Work]) -> list[Result]:
         live = [work for work in works if work.delivery.live]
         results: list[Result] = [Unapplied(work.delivery) for work in works if not work.delivery.live]
-        if not live:
-            return results
-        try:
-            outcomes = self._store.apply_batch([work.event for work in live])
-        except Exception as error:  # noqa: BLE001 - reported to the consumer thread
-            return results + [Unapplied(work.delivery, error) for work in live]
-        for work, outcome in zip(live, outcomes, strict=True):
-            if isinstance(outcome, PoisonEvent):
-                results.append(Refused(work.delivery, outcome.reason))
+        verdicts = self._verdicts([work.event for work in live]) if live else []
+        for work, verdict in zip(live, verdicts, strict=True):
+            if isinstance(verdict, Outcome):
+                results.append(Applied(work.delivery, work.event, verdict))
+            elif isinstance(verdict, PoisonEvent):
+                results.append(Refused(work.delivery, verdict.reason))
+            elif is_transient_db_error(verdict):
+                results.append(Unapplied(work.delivery, verdict))  # stopping while the database was down
             else:
-                results.append(Applied(work.delivery, work.event, outcome))
+                results.append(Refused(work.delivery, f"{type(verdict).__name__}: {verdict}"))
         if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):
             self.relay.wake.set()
         return results
+
+    def _verdicts(self, events: list[InstanceEvent]) -> list[Verdict | Exception]:
+        """The store's verdicts; an unexpected failure of a batch is pinned on its
+        event by applying them one by one, so it cannot take its neighbours down."""
+        try:
+            return list(self._store.apply_batch(events))
+        except Exception as error:  # noqa: BLE001 - reported per event to the consumer thread
+            if len(events) == 1 or is_transient_db_error(error):
+                if not is_transient_db_error(error):
+                    self._throttle.log(
+                        logging.ERROR, "events failed", "applying an event failed", exc_info=True
+                    )
+                return [error] * len(events)
+            return [verdict for event in events for verdict in self._verdicts([event])]
 
     # -- the one place that acknowledges -------------------------------------------------
 
@@ -330,14 +343,5 @@ class Worker:
             delivery.message.ack()
         elif isinstance(result, Refused):
             self._set_aside(delivery, result.reason)
-        elif result.error is not None and not is_transient_db_error(result.error):
-            self._throttle.log(
-                logging.ERROR,
-                "batches failed",
-                "applying a batch failed: %s: %s",
-                type(result.error).__name__,
-                escape.text(result.error),
-            )
-            self._set_aside(delivery, f"{type(result.error).__name__}: {result.error}")
         else:
             self.metrics.incr("left_for_redelivery")  # stopping while the database was down

@@ -13,7 +13,7 @@ opts: list[cfg.Opt] = [
 SQLAlchemy URL of the tracker database. The default, a SQLite file in the
 working directory, serves a single worker for trials and demos. For production
 and for more than one worker use PostgreSQL
-(``postgresql+psycopg2://tracker:pass@db/tracker``) or MariaDB/MySQL
+(``postgresql://tracker:pass@db/tracker``) or MariaDB/MySQL
 (``mysql+pymysql://tracker:pass@db/tracker``): per-node serialization across
 workers relies on their row locks. The value holds a password and is never
 logged.

@@ -1,28 +1,32 @@
-"""What the rest of the tracker asks of the database; each call is one transaction."""
+"""What the rest of the tracker asks of the database; each call is one transaction
+(but a batch holding an event the database refuses, which is split to find it)."""
 
 import dataclasses
 import datetime
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.exc
 from oslo_config import cfg
 
-from tracker.accounting.state import Location
 from tracker.db import apply as applying
+from tracker.db import batch_write, flavors
 from tracker.db import capacity as node_capacity
-from tracker.db import flavors, missing, usage
 from tracker.db import nodes as node_rows
+from tracker.db.batch_load import PURGED_BEFORE
 from tracker.db.engine import Database
-from tracker.db.models import Allocation, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
-from tracker.errors import ConcurrentUpdate
+from tracker.db.models import AllocationRow, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
+from tracker.errors import RefusedEvent
 from tracker.events.model import Flavor, InstanceEvent
-from tracker.retry import db_retrying, is_transient_db_error
+from tracker.retry import db_retrying, is_refused_data
 
-# Instance row, node rows, project row: each may need creating once.
-_MAX_CREATION_ROUNDS = 4
+LOG = logging.getLogger(__name__)
+
+Verdict = applying.Outcome | applying.PoisonEvent
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,53 +51,46 @@ class Store:
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
 
-    def apply(self, event: InstanceEvent) -> applying.Outcome:
-        """Apply one event durably, retrying transient faults (until stopping)."""
-        return db_retrying(self._conf, self._stopping)(self._apply_once, event)
+    def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
+        """Apply ``events`` durably, one verdict per event in the same order.
 
-    def apply_batch(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome | applying.PoisonEvent]:
-        """Apply each event durably; one the database refuses is reported, not raised.
-
-        Transient faults are retried until stopping, then raised: what was
-        not acknowledged is redelivered, and applying it again changes nothing.
+        One transaction for the whole batch, retried whole from a fresh read
+        on a transient fault (until stopping). If the database refuses what
+        an event carries, the batch is split in halves until that event is
+        alone: it comes back as a :class:`PoisonEvent`, the rest is committed.
         """
-        results: list[applying.Outcome | applying.PoisonEvent] = []
-        for event in events:
-            try:
-                results.append(self.apply(event))
-            except Exception as error:
-                if is_transient_db_error(error):
-                    raise
-                results.append(applying.PoisonEvent(f"{type(error).__name__}: {error}"))
-        return results
+        if not events:
+            return []
+        try:
+            return list(db_retrying(self._conf, self._stopping)(self._apply_once, events))
+        except sqlalchemy.exc.DBAPIError as error:
+            if not is_refused_data(error):
+                raise
+            if len(events) == 1:
+                return [_poison(events[0], error)]
+            half = len(events) // 2
+            return self.apply_batch(events[:half]) + self.apply_batch(events[half:])
 
-    def _apply_once(self, event: InstanceEvent) -> applying.Outcome:
-        limit = self._conf.accounting.history_limit
-        for _ in range(_MAX_CREATION_ROUNDS):
-            try:
-                with self.db.transaction() as session:
-                    return applying.apply_event(session, event, limit)
-            except missing.MissingRows as needed:
-                missing.create(self.db, needed, self._defaults)
-        raise ConcurrentUpdate(f"rows for instance {event.instance_uuid} keep disappearing")
+    def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
+        with self.db.connection() as connection:
+            return applying.apply_batch(
+                connection, events, self._conf.accounting.history_limit, self._defaults
+            )
+
+    def apply(self, event: InstanceEvent) -> applying.Outcome:
+        """One event: :meth:`apply_batch` of one; raises :class:`RefusedEvent` for poison."""
+        verdict = self.apply_batch([event])[0]
+        if isinstance(verdict, applying.PoisonEvent):
+            raise RefusedEvent(verdict.reason)
+        return verdict
 
     def set_node(self, host: str, hypervisor_hostname: str, inventory: NodeInventory) -> dict[str, Any]:
         """Register or change a node's inventory; announces the new capacity."""
-        creation = missing.MissingRows(locations=[Location(host, hypervisor_hostname)])
-        missing.create(self.db, creation, self._defaults)
-        with self.db.transaction() as session:
-            node = node_rows.find(session, host, hypervisor_hostname)
-            if node is None:
-                raise ConcurrentUpdate(f"compute node {host}/{hypervisor_hostname} vanished")
-            locked = node_rows.lock(session, [node.id])[node.id]
-            for name, value in dataclasses.asdict(inventory).items():
-                if value is not None:
-                    setattr(locked, name, value)
-            locked.placeholder = False  # an operator registered it: it is real
-            locked.generation += 1
-            session.flush()
-            usage.write_outbox(session, {locked.id: locked})
-            return node_capacity.payload(locked)
+        changes = {name: value for name, value in dataclasses.asdict(inventory).items() if value is not None}
+        with self.db.connection() as connection:
+            node = node_rows.register(connection, (host, hypervisor_hostname), changes, self._defaults)
+            batch_write.outbox(connection, [node])
+        return node_capacity.payload(node)
 
     def set_flavors(self, catalogue: list[Flavor]) -> None:
         """Add or replace flavors; legacy events are completed from them."""
@@ -108,7 +105,7 @@ class Store:
     def node_views(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:
             query = sa.select(ComputeNode).order_by(ComputeNode.host, ComputeNode.hypervisor_hostname)
-            return [node_capacity.payload(node) for node in session.scalars(query)]
+            return [node_capacity.payload(node_rows.NodeRecord.from_row(n)) for n in session.scalars(query)]
 
     def project_usage(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:
@@ -131,12 +128,12 @@ class Store:
                 row.node_id: row
                 for row in session.execute(
                     sa.select(
-                        Allocation.node_id,
-                        sa.func.sum(Allocation.vcpus).label("vcpus"),
-                        sa.func.sum(Allocation.memory_mb).label("memory_mb"),
-                        sa.func.sum(Allocation.local_gb).label("local_gb"),
-                        sa.func.sum(sa.case((Allocation.role == "instance", 1), else_=0)).label("vms"),
-                    ).group_by(Allocation.node_id)
+                        AllocationRow.node_id,
+                        sa.func.sum(AllocationRow.vcpus).label("vcpus"),
+                        sa.func.sum(AllocationRow.memory_mb).label("memory_mb"),
+                        sa.func.sum(AllocationRow.local_gb).label("local_gb"),
+                        sa.func.sum(sa.case((AllocationRow.role == "instance", 1), else_=0)).label("vms"),
+                    ).group_by(AllocationRow.node_id)
                 )
             }
             return [
@@ -160,10 +157,10 @@ class Store:
             )
             # Remember the cutoff: an event of an unknown instance older than it
             # may belong to a purged one, and must not bring it back.
-            mark = session.get(Watermark, applying.PURGED_BEFORE, with_for_update=True)
+            mark = session.get(Watermark, PURGED_BEFORE, with_for_update=True)
             value = deleted_before.strftime("%Y-%m-%dT%H:%M:%S.%f")
             if mark is None:
-                session.add(Watermark(name=applying.PURGED_BEFORE, value=value))
+                session.add(Watermark(name=PURGED_BEFORE, value=value))
             else:
                 mark.value = max(mark.value, value)
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -208,3 +205,10 @@ def _audit_node(node: ComputeNode, total: Any) -> str | None:
         f"{node.host}/{node.hypervisor_hostname}: stored (vcpus, memory_mb, local_gb, running_vms)"
         f"={stored}, allocations sum to {expected}"
     )
+
+
+def _poison(event: InstanceEvent, error: sqlalchemy.exc.DBAPIError) -> applying.PoisonEvent:
+    first_line = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
+    reason = f"the database refused it: {type(error.orig).__name__}: {first_line[:300]}"
+    LOG.error("instance.%s of %r: %s", event.action, event.instance_uuid, reason)
+    return applying.PoisonEvent(reason)

@@ -4,16 +4,16 @@ from typing import Any
 
 from tracker.accounting.capacity import Inventory, views
 from tracker.accounting.usage import Usage
-from tracker.db.models import ComputeNode
+from tracker.db.nodes import NodeRecord
 
 EVENT_TYPE = "capacity.update"
 
 
-def node_usage(node: ComputeNode) -> Usage:
+def node_usage(node: NodeRecord) -> Usage:
     return Usage(node.vcpus_used, node.memory_mb_used, node.local_gb_used)
 
 
-def payload(node: ComputeNode) -> dict[str, Any]:
+def payload(node: NodeRecord) -> dict[str, Any]:
     """Absolute values only, so a subscriber can drop anything older than what it has."""
     resources = views(
         Inventory(node.vcpus, node.reserved_vcpus, node.cpu_allocation_ratio),

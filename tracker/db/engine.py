@@ -10,7 +10,7 @@ from sqlalchemy import event, orm
 
 
 def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
-    url = sa.make_url(conf.database.connection)
+    url = _with_driver(sa.make_url(conf.database.connection))
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return sa.create_engine(
@@ -28,9 +28,18 @@ def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
     )
 
 
+def _with_driver(url: sa.URL) -> sa.URL:
+    """A plain ``postgresql://`` means psycopg 3, the driver we ship, on SQLAlchemy 2.0 too
+    (whose default for it is still psycopg2)."""
+    if url.drivername == "postgresql":
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
 def _connect_args(backend: str) -> dict[str, Any]:
     """Fail fast on an unreachable server, and notice a half-open socket, so a lane
-    never blocks forever on a dead database but retries instead."""
+    never blocks forever on a dead database but retries instead. For PostgreSQL
+    these are libpq parameters, which psycopg 3 passes through as psycopg2 did."""
     if backend == "postgresql":
         return {
             "connect_timeout": 10,
@@ -63,7 +72,7 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 
 class Database:
-    """Engine plus session factory; ``transaction()`` is the only way to write."""
+    """Engine plus session factory; ``transaction()`` and ``connection()`` are the only ways to write."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -82,6 +91,12 @@ class Database:
         """One unit of work: commits on success, rolls back on any exception."""
         with self._sessions.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """One unit of work in SQLAlchemy Core, for the hot path: same rules as ``transaction()``."""
+        with self.engine.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -86,7 +86,7 @@ class Instance(Base):
     )
 
 
-class InstanceEvent(Base):
+class InstanceEventRow(Base):
     """The recent events of an instance, from which its state is re-derived."""
 
     __tablename__ = "instance_events"
@@ -106,7 +106,7 @@ class InstanceEvent(Base):
     data: orm.Mapped[str] = orm.mapped_column(sa.Text)
 
 
-class Allocation(Base):
+class AllocationRow(Base):
     """What one instance holds on one node in one role (instance, move_dest, move_source)."""
 
     __tablename__ = "allocations"
@@ -136,7 +136,7 @@ class ProjectUsage(Base):
     instances: orm.Mapped[int] = orm.mapped_column(Counter, default=0)
 
 
-class Flavor(Base):
+class FlavorRow(Base):
     """The flavor catalogue: what legacy payloads do not say (swap, a new flavor's sizes)."""
 
     __tablename__ = "flavors"

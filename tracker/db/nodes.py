@@ -1,14 +1,19 @@
-"""Compute node rows: registration, resolution of a location, locking."""
+"""Compute node rows: defaults of a new node, creation, locking."""
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from oslo_config import cfg
-from sqlalchemy import orm
 
-from tracker.accounting.state import Location
+from tracker.db import upsert
 from tracker.db.models import ComputeNode
+
+TABLE: sa.Table = ComputeNode.__table__  # type: ignore[assignment]
+
+# (host, hypervisor_hostname): how events name a node, before its id is known
+NodeKey = tuple[str, str]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,73 +40,94 @@ class InventoryDefaults:
         )
 
 
-def new_node(
-    host: str, hypervisor_hostname: str, defaults: InventoryDefaults, placeholder: bool = False
-) -> ComputeNode:
-    """A node with unknown totals: it counts usage until someone registers inventory."""
-    return ComputeNode(
-        host=host,
-        hypervisor_hostname=hypervisor_hostname,
-        placeholder=placeholder,
-        vcpus_used=0,
-        memory_mb_used=0,
-        local_gb_used=0,
-        running_vms=0,
-        generation=0,
+@dataclasses.dataclass(frozen=True)
+class NodeRecord:
+    """A node row as read (under lock): inventory, usage counters, generation."""
+
+    id: int
+    host: str
+    hypervisor_hostname: str
+    placeholder: bool
+    vcpus: int | None
+    memory_mb: int | None
+    local_gb: int | None
+    reserved_vcpus: int
+    reserved_memory_mb: int
+    reserved_local_gb: int
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
+    disk_allocation_ratio: float
+    vcpus_used: int
+    memory_mb_used: int
+    local_gb_used: int
+    running_vms: int
+    generation: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> "NodeRecord":
+        return cls(**{field.name: getattr(row, field.name) for field in dataclasses.fields(cls)})
+
+    @property
+    def key(self) -> NodeKey:
+        return (self.host, self.hypervisor_hostname)
+
+
+_COLUMNS = [TABLE.c[field.name] for field in dataclasses.fields(NodeRecord)]
+
+
+def create(
+    connection: sa.Connection, wanted: Iterable[tuple[NodeKey, bool]], defaults: InventoryDefaults
+) -> None:
+    """Create nodes that do not exist yet, with unknown totals: they count usage
+    until someone registers inventory. ``wanted`` pairs a key with its placeholder flag."""
+    rows = [_new_row(key, placeholder, defaults) for key, placeholder in sorted(wanted)]
+    upsert.insert_missing(connection, TABLE, rows)
+
+
+def _new_row(key: NodeKey, placeholder: bool, defaults: InventoryDefaults) -> dict[str, Any]:
+    host, hypervisor_hostname = key
+    return {
+        "host": host,
+        "hypervisor_hostname": hypervisor_hostname,
+        "placeholder": placeholder,
+        "vcpus_used": 0,
+        "memory_mb_used": 0,
+        "local_gb_used": 0,
+        "running_vms": 0,
+        "generation": 0,
         **dataclasses.asdict(defaults),
-    )
+    }
 
 
-def find(session: orm.Session, host: str, hypervisor_hostname: str) -> ComputeNode | None:
-    query = sa.select(ComputeNode).where(
-        ComputeNode.host == host, ComputeNode.hypervisor_hostname == hypervisor_hostname
-    )
-    return session.scalars(query).one_or_none()
+def lock_hosts(connection: sa.Connection, hosts: Iterable[str]) -> list[NodeRecord]:
+    """Every node of ``hosts``, locked in ONE statement in id order.
 
-
-def resolve(session: orm.Session, location: Location, known: dict[str, int]) -> int | None:
-    """Node id of ``location``; a host-only location takes a node of that host.
-
-    ``known`` maps hosts to the nodes this instance already holds there, so a
-    re-derivation keeps a destination where it was resolved before.
+    All workers lock nodes in id order (after their instance rows, in uuid
+    order), so two batches that touch the same nodes never wait on each
+    other in a cycle. A host has one node but for Ironic, so locking all of
+    a host's nodes costs next to nothing and lets a host-only location
+    (a move's destination) be resolved among locked rows.
     """
-    if location.node is not None:
-        node = find(session, location.host, location.node)
-        # A placeholder named exactly as a payload names a node is that real
-        # node: report it missing so it is confirmed outside this transaction.
-        return None if node is None or node.placeholder else node.id
-    if location.host in known:
-        return known[location.host]
-    return _pick_node_of_host(session, location.host)
+    names = sorted(set(hosts))
+    if not names:
+        return []
+    query = sa.select(*_COLUMNS).where(TABLE.c.host.in_(names)).order_by(TABLE.c.id).with_for_update()
+    return [NodeRecord.from_row(row) for row in connection.execute(query)]
 
 
-def _pick_node_of_host(session: orm.Session, host: str) -> int | None:
-    """Prefer a real node over a placeholder, then a registered one, then the one
-    named like its host (libvirt), then the oldest."""
-    query = (
-        sa.select(ComputeNode.id)
-        .where(ComputeNode.host == host)
-        .order_by(
-            ComputeNode.placeholder,
-            ComputeNode.vcpus.is_(None),
-            (ComputeNode.hypervisor_hostname != host),
-            ComputeNode.id,
-        )
-        .limit(1)
-    )
-    return session.scalars(query).first()
+def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
+    """A payload named a placeholder node exactly: it is a real node."""
+    if node_ids:
+        connection.execute(sa.update(TABLE).where(TABLE.c.id.in_(node_ids)).values(placeholder=False))
 
 
-def lock(session: orm.Session, node_ids: Iterable[int]) -> dict[int, ComputeNode]:
-    """``SELECT … FOR UPDATE`` in id order, so two moves never wait on each other in a cycle."""
-    ids = sorted(set(node_ids))
-    if not ids:
-        return {}
-    query = (
-        sa.select(ComputeNode)
-        .where(ComputeNode.id.in_(ids))
-        .order_by(ComputeNode.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {node.id: node for node in session.scalars(query)}
+def register(
+    connection: sa.Connection, key: NodeKey, inventory: dict[str, Any], defaults: InventoryDefaults
+) -> NodeRecord:
+    """Create or change a node's inventory (``tracker-manage node set``); it is real from now on."""
+    create(connection, [(key, False)], defaults)
+    where = (TABLE.c.host == key[0], TABLE.c.hypervisor_hostname == key[1])
+    node = NodeRecord.from_row(connection.execute(sa.select(*_COLUMNS).where(*where).with_for_update()).one())
+    changes = {**inventory, "placeholder": False, "generation": node.generation + 1}
+    connection.execute(sa.update(TABLE).where(TABLE.c.id == node.id).values(changes))
+    return dataclasses.replace(node, **changes)

@@ -1,0 +1,117 @@
+"""From a batch's folded states to what each instance holds on which node (pure).
+
+Events are taken in arrival order, as one transaction per event would take
+them: an event whose allocations did not change moves nothing; otherwise its
+allocations are resolved to nodes and compared with what the instance holds.
+The changes add up per node and per project over the batch.
+"""
+
+import collections
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from tracker.accounting import allocations as alloc
+from tracker.accounting.history import Step
+from tracker.accounting.usage import ZERO, Usage
+from tracker.db.nodes import NodeKey
+from tracker.db.resolve import Catalogue
+
+# (node, role) -> usage
+Holdings = Mapping[tuple[NodeKey, str], Usage]
+# usage change and running_vms change
+Change = tuple[Usage, int]
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a batch changes. ``changed[i]`` is None for an event not folded, else
+    the nodes event ``i`` changed (empty: it changed none)."""
+
+    changed: list[tuple[NodeKey, ...] | None] = dataclasses.field(default_factory=list)
+    # instance -> what it holds after the batch, and the project its rows name
+    holdings: dict[str, Holdings] = dataclasses.field(default_factory=dict)
+    owners: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    nodes: dict[NodeKey, Change] = dataclasses.field(default_factory=dict)
+    projects: dict[str, Change] = dataclasses.field(default_factory=dict)
+
+
+def may_move(step: Step) -> bool:
+    """Folded, and its allocations differ from the state before (most events' do not)."""
+    if step.verdict is not None or step.after is None:
+        return False
+    return step.before is None or alloc.allocations(step.before) != alloc.allocations(step.after)
+
+
+def touched_hosts(steps: Iterable[Step], initial: Mapping[str, Holdings]) -> set[str]:
+    """Hosts whose nodes the batch may change: their rows are locked before resolving."""
+    hosts: set[str] = set()
+    for step in steps:
+        if may_move(step) and step.after is not None:
+            hosts.update(held.location.host for held in alloc.allocations(step.after))
+            hosts.update(node[0] for node, _role in initial.get(step.event.instance_uuid, {}))
+    return hosts
+
+
+def plan(steps: Iterable[Step], initial: Mapping[str, Holdings], catalogue: Catalogue) -> Plan:
+    result = Plan()
+    current = dict(initial)
+    for step in steps:
+        result.changed.append(_plan_step(result, current, step, catalogue))
+    return result
+
+
+def _plan_step(
+    result: Plan, current: dict[str, Holdings], step: Step, catalogue: Catalogue
+) -> tuple[NodeKey, ...] | None:
+    if step.verdict is not None or step.after is None:
+        return None
+    if not may_move(step):
+        return ()
+    uuid = step.event.instance_uuid
+    old = current.get(uuid, {})
+    wanted = alloc.allocations(step.after)
+    nodes = catalogue.resolve([held.location for held in wanted], _hosts_of(old))
+    new = {(node, held.role): held.usage for node, held in zip(nodes, wanted, strict=True)}
+    if new == old:
+        return ()
+    deltas = node_deltas(old, new)
+    for node, change in deltas.items():
+        result.nodes[node] = _add(result.nodes.get(node), change)
+    if step.after.project_id is not None:
+        # Project totals include move holds, as Placement usages do.
+        change = (_total(new) - _total(old), _instances(new) - _instances(old))
+        result.projects[step.after.project_id] = _add(result.projects.get(step.after.project_id), change)
+    current[uuid] = result.holdings[uuid] = new
+    result.owners[uuid] = step.after.project_id
+    return tuple(sorted(deltas))
+
+
+def _hosts_of(held: Holdings) -> dict[str, NodeKey]:
+    """A re-derivation keeps a destination on the node of that host it already holds."""
+    hosts: dict[str, NodeKey] = {}
+    for node, _role in sorted(held):
+        hosts.setdefault(node[0], node)
+    return hosts
+
+
+def node_deltas(old: Holdings, new: Holdings) -> dict[NodeKey, Change]:
+    """Per node: usage change and running_vms change; nodes left unchanged are absent."""
+    deltas: dict[NodeKey, Change] = collections.defaultdict(lambda: (ZERO, 0))
+    for sign, held in ((-1, old), (1, new)):
+        for (node, role), usage in held.items():
+            used, vms = deltas[node]
+            deltas[node] = (used + (usage if sign > 0 else -usage), vms + sign * (role == alloc.INSTANCE))
+    return {node: d for node, d in deltas.items() if d != (ZERO, 0)}
+
+
+def _add(total: Change | None, change: Change) -> Change:
+    used, vms = total or (ZERO, 0)
+    return (used + change[0], vms + change[1])
+
+
+def _total(held: Holdings) -> Usage:
+    return sum(held.values(), ZERO)
+
+
+def _instances(held: Holdings) -> int:
+    return sum(1 for (_node, role) in held if role == alloc.INSTANCE)
