@@ -61,7 +61,7 @@ def test_defaults_serve_a_newcomer_locally():
 def test_each_configuration_is_independent():
     first, second = tracker_conf.load([]), tracker_conf.load([])
     first.set_override("lanes", 9, group="worker")
-    assert second.worker.lanes == 4
+    assert second.worker.lanes == 2
     assert not hasattr(cfg, "CONF") or "worker" not in cfg.CONF
 
 

@@ -61,17 +61,21 @@ so RabbitMQ spreads the messages between them.
     ),
     cfg.IntOpt(
         "prefetch_count",
-        default=200,
+        default=1000,
         min=1,
         max=65535,
         help="""
 Unacknowledged messages one worker holds at once. It bounds memory
 (prefetch_count x max_message_bytes) and the work redelivered if a worker dies.
+Lanes fill their batches from it: keep it at least ``[worker] lanes x
+[worker] batch_size``. A larger value also lets events of a quiet node overtake
+a flood for another sooner: they wait for at most (messages ahead of them -
+prefetch_count) to be applied.
 """,
     ),
     cfg.IntOpt(
         "max_message_bytes",
-        default=1048576,
+        default=262144,
         min=1024,
         help="""
 Larger messages are dead-lettered unparsed. Nova's largest instance payloads
