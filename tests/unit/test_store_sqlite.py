@@ -127,7 +127,17 @@ def test_audit_reports_a_counter_that_drifted(store):
     with store.db.engine.begin() as connection:
         connection.exec_driver_sql("UPDATE compute_nodes SET vcpus_used = 99")
     assert store.audit() == [
-        "cmp1/cmp1.example.org: stored (vcpus, memory_mb, local_gb, running_vms)=(99, 2048, 20, 1), "
+        "cmp1/cmp1.example.org: stored (vcpus, memory_mb, local_gb, instances)=(99, 2048, 20, 1), "
+        "allocations sum to (2, 2048, 20, 1)"
+    ]
+
+
+def test_audit_reports_a_project_counter_that_drifted(store):
+    store.apply(factories.event("create.end", 1))
+    with store.db.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE project_usage SET instances = 5")
+    assert store.audit() == [
+        "project proj-1: stored (vcpus, memory_mb, local_gb, instances)=(2, 2048, 20, 5), "
         "allocations sum to (2, 2048, 20, 1)"
     ]
 

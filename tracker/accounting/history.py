@@ -10,6 +10,7 @@ everything is folded: the tombstone refuses whatever comes later.
 """
 
 import dataclasses
+import datetime
 import json
 from collections.abc import Sequence
 
@@ -22,9 +23,14 @@ STALE = "stale"
 AFTER_DELETE = "after_delete"
 
 
+def time_text(moment: datetime.datetime) -> str:
+    """Fixed-width ISO text (years zero-padded too), so that string order is time order
+    on every backend."""
+    return moment.isoformat(timespec="microseconds")
+
+
 def stored_time(event: InstanceEvent) -> str:
-    """Fixed-width ISO text, so that string order is time order on every backend."""
-    return event.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return time_text(event.timestamp)
 
 
 @dataclasses.dataclass(eq=False)

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from tracker import escape
 from tracker.errors import PoisonMessage
 from tracker.events import envelope, parse
 from tracker.events.model import InstanceEvent
@@ -37,7 +38,8 @@ def decide(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Decision:
         notification = envelope.decode(body, max_bytes)
         event = parse.parse(notification)
     except PoisonMessage as error:
-        return Decision(POISON, reason=f"{type(error).__name__}: {error}")
+        # printable and bounded whatever the message held: it is logged and stored
+        return Decision(POISON, reason=escape.text(f"{type(error).__name__}: {error}", 1000))
     if event is None:
         return Decision(IGNORE, reason="not an instance event", event_type=notification.event_type)
     return Decision(APPLY, event=event, event_type=notification.event_type)

@@ -12,7 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.exc
 from oslo_config import cfg
+from sqlalchemy import orm
 
+from tracker import escape
+from tracker.accounting import history
 from tracker.db import apply as applying
 from tracker.db import batch_write, flavors
 from tracker.db import capacity as node_capacity
@@ -122,25 +125,29 @@ class Store:
             ]
 
     def audit(self) -> list[str]:
-        """Nodes whose stored counters differ from the sum of their allocations."""
+        """Nodes and projects whose stored counters differ from the sum of their allocations."""
         with self.db.transaction() as session:
-            sums = {
-                row.node_id: row
-                for row in session.execute(
-                    sa.select(
-                        AllocationRow.node_id,
-                        sa.func.sum(AllocationRow.vcpus).label("vcpus"),
-                        sa.func.sum(AllocationRow.memory_mb).label("memory_mb"),
-                        sa.func.sum(AllocationRow.local_gb).label("local_gb"),
-                        sa.func.sum(sa.case((AllocationRow.role == "instance", 1), else_=0)).label("vms"),
-                    ).group_by(AllocationRow.node_id)
+            by_node = _allocation_sums(session, AllocationRow.node_id)
+            by_project = _allocation_sums(session, AllocationRow.project_id)
+            nodes = session.scalars(sa.select(ComputeNode).order_by(ComputeNode.id))
+            node_problems = [
+                _differs(
+                    f"{escape.text(node.host)}/{escape.text(node.hypervisor_hostname)}",
+                    (node.vcpus_used, node.memory_mb_used, node.local_gb_used, node.running_vms),
+                    by_node.get(node.id, _NOTHING),
                 )
-            }
-            return [
-                problem
-                for node in session.scalars(sa.select(ComputeNode).order_by(ComputeNode.id))
-                if (problem := _audit_node(node, sums.get(node.id)))
+                for node in nodes
             ]
+            projects = session.scalars(sa.select(ProjectUsage).order_by(ProjectUsage.project_id))
+            project_problems = [
+                _differs(
+                    f"project {escape.text(project.project_id)}",
+                    (project.vcpus, project.memory_mb, project.local_gb, project.instances),
+                    by_project.get(project.project_id, _NOTHING),
+                )
+                for project in projects
+            ]
+            return [problem for problem in (*node_problems, *project_problems) if problem]
 
     def purge_tombstones(self, deleted_before: datetime.datetime) -> int:
         """Forget instances deleted before ``deleted_before``; returns how many.
@@ -158,7 +165,7 @@ class Store:
             # Remember the cutoff: an event of an unknown instance older than it
             # may belong to a purged one, and must not bring it back.
             mark = session.get(Watermark, PURGED_BEFORE, with_for_update=True)
-            value = deleted_before.strftime("%Y-%m-%dT%H:%M:%S.%f")
+            value = history.time_text(deleted_before)
             if mark is None:
                 session.add(Watermark(name=PURGED_BEFORE, value=value))
             else:
@@ -192,23 +199,30 @@ class Store:
             return len(rows)
 
 
-def _audit_node(node: ComputeNode, total: Any) -> str | None:
-    expected = (
-        (int(total.vcpus), int(total.memory_mb), int(total.local_gb), int(total.vms))
-        if total is not None
-        else (0, 0, 0, 0)
-    )
-    stored = (node.vcpus_used, node.memory_mb_used, node.local_gb_used, node.running_vms)
-    if stored == expected:
+_NOTHING = (0, 0, 0, 0)
+
+
+def _allocation_sums(session: orm.Session, key: Any) -> dict[Any, tuple[int, int, int, int]]:
+    """(vcpus, memory_mb, local_gb, instances) of the allocation rows, per ``key``."""
+    query = sa.select(
+        key,
+        sa.func.sum(AllocationRow.vcpus),
+        sa.func.sum(AllocationRow.memory_mb),
+        sa.func.sum(AllocationRow.local_gb),
+        sa.func.sum(sa.case((AllocationRow.role == "instance", 1), else_=0)),
+    ).group_by(key)
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in session.execute(query)}
+
+
+def _differs(what: str, stored: tuple[int, ...], expected: tuple[int, ...]) -> str | None:
+    if tuple(stored) == expected:
         return None
-    return (
-        f"{node.host}/{node.hypervisor_hostname}: stored (vcpus, memory_mb, local_gb, running_vms)"
-        f"={stored}, allocations sum to {expected}"
-    )
+    fields = "(vcpus, memory_mb, local_gb, instances)"
+    return f"{what}: stored {fields}={tuple(stored)}, allocations sum to {expected}"
 
 
 def _poison(event: InstanceEvent, error: sqlalchemy.exc.DBAPIError) -> applying.PoisonEvent:
     first_line = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else ""
-    reason = f"the database refused it: {type(error.orig).__name__}: {first_line[:300]}"
+    reason = escape.text(f"the database refused it: {type(error.orig).__name__}: {first_line}", 300)
     LOG.error("instance.%s of %r: %s", event.action, event.instance_uuid, reason)
     return applying.PoisonEvent(reason)

@@ -59,7 +59,7 @@ def apply_batch(
     steps = history.fold(records, completed, loaded.purged_before, history_limit)
     locked = nodes.lock_hosts(connection, holdings.touched_hosts(steps, loaded.holdings))
     catalogue = Catalogue(locked)
-    plan = holdings.plan(steps, loaded.holdings, catalogue)
+    plan = holdings.plan(steps, loaded.holdings, loaded.owners, catalogue)
     node_rows = _create_nodes(connection, catalogue, locked, defaults)
     ids = {key: node.id for key, node in node_rows.items()}
     batch_write.histories(connection, loaded.records, records)

@@ -36,6 +36,7 @@ class Loaded:
 
     records: dict[str, Record]
     holdings: dict[str, Holdings]
+    owners: dict[str, str | None]  # the project each instance's rows name
     purged_before: str | None
     catalogue: flavors.Catalogue
 
@@ -46,9 +47,11 @@ def load(connection: sa.Connection, events: Sequence[InstanceEvent]) -> Loaded:
     for uuid, kept in _kept_events(connection, uuids).items():
         records[uuid] = dataclasses.replace(records[uuid], kept=tuple(kept))
     fresh = any(record.is_new for record in records.values())
+    holdings, owners = _holdings(connection, uuids)
     return Loaded(
         records=records,
-        holdings=_holdings(connection, uuids),
+        holdings=holdings,
+        owners=owners,
         purged_before=_purged_before(connection) if fresh else None,
         catalogue=flavors.load(connection, events),
     )
@@ -91,9 +94,12 @@ def _kept_events(connection: sa.Connection, uuids: list[str]) -> dict[str, list[
     return kept
 
 
-def _holdings(connection: sa.Connection, uuids: list[str]) -> dict[str, Holdings]:
+def _holdings(
+    connection: sa.Connection, uuids: list[str]
+) -> tuple[dict[str, Holdings], dict[str, str | None]]:
     query = sa.select(
         ALLOCATIONS.c.instance_uuid,
+        ALLOCATIONS.c.project_id,
         ALLOCATIONS.c.role,
         ALLOCATIONS.c.vcpus,
         ALLOCATIONS.c.memory_mb,
@@ -102,12 +108,14 @@ def _holdings(connection: sa.Connection, uuids: list[str]) -> dict[str, Holdings
         _NODES.c.hypervisor_hostname,
     ).where(ALLOCATIONS.c.node_id == _NODES.c.id, ALLOCATIONS.c.instance_uuid.in_(uuids))
     held: dict[str, dict[tuple[tuple[str, str], str], Usage]] = {}
+    owners: dict[str, str | None] = {}
     for row in connection.execute(query):
         node = (row.host, row.hypervisor_hostname)
         held.setdefault(row.instance_uuid, {})[(node, row.role)] = Usage(
             row.vcpus, row.memory_mb, row.local_gb
         )
-    return dict(held)
+        owners[row.instance_uuid] = row.project_id
+    return dict(held), owners
 
 
 def _purged_before(connection: sa.Connection) -> str | None:

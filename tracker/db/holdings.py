@@ -52,8 +52,14 @@ def touched_hosts(steps: Iterable[Step], initial: Mapping[str, Holdings]) -> set
     return hosts
 
 
-def plan(steps: Iterable[Step], initial: Mapping[str, Holdings], catalogue: Catalogue) -> Plan:
-    result = Plan()
+def plan(
+    steps: Iterable[Step],
+    initial: Mapping[str, Holdings],
+    owners: Mapping[str, str | None],
+    catalogue: Catalogue,
+) -> Plan:
+    """``owners``: the project each instance's stored rows name (what its project was credited)."""
+    result = Plan(owners=dict(owners))
     current = dict(initial)
     for step in steps:
         result.changed.append(_plan_step(result, current, step, catalogue))
@@ -77,13 +83,19 @@ def _plan_step(
     deltas = node_deltas(old, new)
     for node, change in deltas.items():
         result.nodes[node] = _add(result.nodes.get(node), change)
-    if step.after.project_id is not None:
-        # Project totals include move holds, as Placement usages do.
-        change = (_total(new) - _total(old), _instances(new) - _instances(old))
-        result.projects[step.after.project_id] = _add(result.projects.get(step.after.project_id), change)
+    # Project totals include move holds, as Placement usages do. What the old rows
+    # held is taken back from the project they name, which a payload may since
+    # have changed: each project always equals the sum of the rows naming it.
+    _credit(result.projects, result.owners.get(uuid), (-_total(old), -_instances(old)))
+    _credit(result.projects, step.after.project_id, (_total(new), _instances(new)))
     current[uuid] = result.holdings[uuid] = new
     result.owners[uuid] = step.after.project_id
     return tuple(sorted(deltas))
+
+
+def _credit(projects: dict[str, Change], project_id: str | None, change: Change) -> None:
+    if project_id is not None and change != (ZERO, 0):
+        projects[project_id] = _add(projects.get(project_id), change)
 
 
 def _hosts_of(held: Holdings) -> dict[str, NodeKey]:

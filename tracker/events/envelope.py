@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from tracker import escape
 from tracker.errors import DecodeError, InvalidPayload
 from tracker.events import fields
 
@@ -53,7 +54,7 @@ def parse_timestamp(value: object) -> datetime.datetime:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError) as exc:
-        raise DecodeError(f"timestamp {value[:64]!r} is not a usable ISO 8601 time") from exc
+        raise DecodeError(f"timestamp {escape.text(value, 64)} is not a usable ISO 8601 time") from exc
     return parsed
 
 
@@ -88,13 +89,27 @@ def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if not k.startswith(CONTEXT_PREFIX)}
 
 
+def raw_bytes(body: bytes | str) -> bytes:
+    """The bytes of a body; a text body (replay) as UTF-8, even with lone surrogates."""
+    return body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON text in UTF-8, -16 or -32, as RFC 8259 has it: bytes that are not valid in
+    their encoding (a lone surrogate…) are refused, not let through as Python's
+    ``json.loads`` would; a key spelt with them could otherwise pass for another."""
+    return json.loads(raw.decode(json.detect_encoding(raw)))
+
+
 def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
-    size = len(body.encode() if isinstance(body, str) else body)
-    if size > max_bytes:
-        raise DecodeError(f"message of {size} bytes exceeds max_message_bytes={max_bytes}")
+    """Parsed from bytes whatever came in, so a body gets one verdict, from the wire or
+    from a file (and the dead-letter redaction reads it the same way)."""
+    raw = raw_bytes(body)
+    if len(raw) > max_bytes:
+        raise DecodeError(f"message of {len(raw)} bytes exceeds max_message_bytes={max_bytes}")
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        parsed = parse_json(raw)
+    except (ValueError, RecursionError) as exc:
         raise DecodeError(f"body is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(parsed, dict):
         raise DecodeError("body is JSON but not an object")
@@ -102,9 +117,11 @@ def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
 
 
 def _unwrap_v2(outer: dict[str, Any]) -> dict[str, Any]:
-    version = str(outer.get(VERSION_KEY))
+    version = outer.get(VERSION_KEY)
+    if not isinstance(version, str):
+        raise DecodeError(f"{VERSION_KEY} is {type(version).__name__}, not a string")
     if version.split(".", maxsplit=1)[0] != "2":
-        raise DecodeError(f"unsupported oslo envelope version {version}")
+        raise DecodeError(f"unsupported oslo envelope version {escape.text(version, 32)}")
     inner = outer.get(MESSAGE_KEY)
     if not isinstance(inner, str):
         raise DecodeError(f"{MESSAGE_KEY} is not a JSON string")

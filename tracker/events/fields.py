@@ -12,6 +12,8 @@ MAX_SIZE = 2**31 - 1
 # Nova's name columns (host, node, project) are 255 characters, uuids 36.
 MAX_NAME = 255
 UUID_LENGTH = 36
+VM_STATE_LENGTH = 32  # the instances table's columns
+TASK_STATE_LENGTH = 64
 
 
 def checked_text(value: object, key: str, max_length: int = MAX_NAME) -> str:
@@ -48,10 +50,11 @@ def size(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
     value = data.get(key, default)
     if value is None:
         raise InvalidPayload(f"payload lacks {key}")
+    # the value itself is not quoted: it may be anything, a context object included
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPayload(f"{key}={value!r} is not an integer")
+        raise InvalidPayload(f"{key} is {type(value).__name__}, not an integer")
     if not 0 <= value <= MAX_SIZE:
-        raise InvalidPayload(f"{key}={value} is out of range")
+        raise InvalidPayload(f"{key} is out of range (0 to {MAX_SIZE})")
     return value
 
 

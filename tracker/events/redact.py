@@ -3,15 +3,18 @@
 The oslo envelope carries the caller's request context, auth token included,
 as ``_context_*`` keys. A set-aside message keeps its structure (so that a
 replay reaches the verdict the worker reached) with the context removed by
-construction, at every level:
+construction, in every JSON document it holds:
 
-- the body is parsed (JSON in UTF-8, -16 or -32, as the worker parses it);
-  every object loses its ``_context_*`` keys, whatever escapes spelt them;
-- a string holding JSON (``oslo.message``, or an envelope inside an envelope)
-  is parsed and cleaned the same way, then written back as a string;
-- a string that looks like JSON but does not parse, and a body that does not
-  parse at all, are withheld: only their size and SHA-256 are kept. Context
-  that cannot be parsed cannot be removed, so nothing of it is stored.
+- the body is parsed as the worker parses it (JSON in UTF-8, -16 or -32);
+  every object, at any depth, loses its ``_context_*`` keys, whatever escapes
+  spelt them;
+- a string that is itself a JSON document (``oslo.message``, an envelope
+  inside an envelope, JSON encoded twice) is parsed and cleaned the same way;
+  it is written back only if something was removed, so that every other
+  string, and with it the verdict, stays exactly as it was;
+- what must be JSON and is not (the body, an ``oslo.message``) is withheld:
+  only its size and SHA-256 are kept. Context that cannot be parsed cannot be
+  removed, so nothing of it is stored.
 """
 
 import dataclasses
@@ -19,14 +22,17 @@ import hashlib
 import json
 from typing import Any
 
-from tracker.events.envelope import CONTEXT_PREFIX
+from tracker.events.envelope import CONTEXT_PREFIX, MESSAGE_KEY, parse_json, raw_bytes
 
-_JSON_STARTS = ("{", "[")
+_DOCUMENT_STARTS = ("{", "[", '"')
+_BOM = "\ufeff"
+_WHITESPACE = " \t\r\n"  # what JSON allows around a document
+_NOT_JSON = object()
 
 
 @dataclasses.dataclass(frozen=True)
 class Redacted:
-    """A body fit to store: ``text`` is JSON; ``withheld`` when the original is not kept."""
+    """A body fit to store: ``text`` is ASCII JSON; ``withheld`` when the original is not kept."""
 
     text: str
     withheld: bool
@@ -37,45 +43,79 @@ class Redacted:
 def redact(body: bytes | str, max_bytes: int) -> Redacted:
     """The body without request context; withheld if it is larger than ``max_bytes``,
     so a letter is never much larger than that."""
-    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    raw = raw_bytes(body)
     digest = hashlib.sha256(raw).hexdigest()
     if len(raw) > max_bytes:
-        return _withheld(raw, digest, f"larger than {max_bytes} bytes")
+        return _withheld(raw, f"larger than {max_bytes} bytes")
     try:
-        parsed = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _withheld(raw, digest, "not JSON")
-    try:
-        text = json.dumps(_clean(parsed), ensure_ascii=True)
+        cleaned, _removed = _clean_document(parse_json(raw))
+        text = json.dumps(cleaned)
+    except ValueError:
+        return _withheld(raw, "not JSON")
     except RecursionError:
-        return _withheld(raw, digest, "nested too deeply")
+        return _withheld(raw, "nested too deeply")
     if len(text) > 2 * max_bytes:  # escapes can grow a body; a letter stays bounded
-        return _withheld(raw, digest, "too large once escaped")
+        return _withheld(raw, "too large once escaped")
     return Redacted(text, withheld=False, size=len(raw), sha256=digest)
 
 
-def _withheld(raw: bytes, digest: str, why: str) -> Redacted:
+def _withheld(raw: bytes, why: str) -> Redacted:
+    digest = hashlib.sha256(raw).hexdigest()
     marker = {"withheld": why, "bytes": len(raw), "sha256": digest}
     return Redacted(json.dumps(marker), withheld=True, size=len(raw), sha256=digest)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items() if not key.startswith(CONTEXT_PREFIX)}
-    if isinstance(value, list):
-        return [_clean(item) for item in value]
-    if isinstance(value, str) and value.lstrip().startswith(_JSON_STARTS):
-        return _clean_embedded(value)
-    return value
+def _clean_document(root: Any) -> tuple[Any, int]:
+    """A copy of a parsed JSON document without context keys, and how many were removed.
+
+    Iterative, not recursive: a document the parser accepted is never too
+    deep to clean.
+    """
+    removed = 0
+    holder: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any]] = [(root, holder, 0)]
+    while pending:
+        value, parent, slot = pending.pop()
+        if isinstance(value, dict):
+            kept = {key: item for key, item in value.items() if not key.startswith(CONTEXT_PREFIX)}
+            removed += len(value) - len(kept)
+            parent[slot] = cleaned = dict.fromkeys(kept)  # keys in their order, values to come
+            pending.extend((item, cleaned, key) for key, item in kept.items())
+        elif isinstance(value, list):
+            parent[slot] = items = [None] * len(value)
+            pending.extend((item, items, index) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            parent[slot], count = _clean_string(value, required=slot == MESSAGE_KEY)
+            removed += count
+        else:
+            parent[slot] = value
+    return holder[0], removed
 
 
-def _clean_embedded(value: str) -> str:
-    """A string holding JSON (an inner envelope): cleaned and written back as a string."""
+def _clean_string(value: str, required: bool) -> tuple[str, int]:
+    """A string holding a JSON document, cleaned; any other string as it is.
+
+    ``required``: the string must be a JSON document (an ``oslo.message``);
+    if the worker could not read it as one, it is withheld. A document hidden
+    behind a byte order mark is not read by the worker either: it is kept only
+    if it holds no context.
+    """
+    document = value.lstrip(_WHITESPACE + _BOM)
+    parsed = _loads(document) if document.startswith(_DOCUMENT_STARTS) else _NOT_JSON
+    if parsed is _NOT_JSON:
+        return (_withheld_text(value), 1) if required else (value, 0)
+    cleaned, removed = _clean_document(parsed)
+    if document == value.lstrip(_WHITESPACE):
+        return (json.dumps(cleaned) if removed else value), removed
+    return (_withheld_text(value), 1) if required or removed else (value, 0)
+
+
+def _loads(text: str) -> Any:
     try:
-        parsed = json.loads(value)
+        return json.loads(text)
     except (ValueError, RecursionError):
-        raw = value.encode("utf-8", "surrogatepass")
-        return _withheld(
-            raw, hashlib.sha256(raw).hexdigest(), "embedded text that looks like JSON but does not parse"
-        ).text
-    return json.dumps(_clean(parsed), ensure_ascii=True)
+        return _NOT_JSON
+
+
+def _withheld_text(value: str) -> str:
+    return _withheld(value.encode("utf-8", "surrogatepass"), "embedded message that is not JSON").text

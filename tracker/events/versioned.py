@@ -51,8 +51,8 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         project_id=fields.optional_text(data, "tenant_id"),
         host=fields.optional_text(data, "host"),
         node=fields.optional_text(data, "node"),
-        vm_state=fields.required_text(data, "state"),
-        task_state=fields.optional_text(data, "task_state"),
+        vm_state=fields.required_text(data, "state", fields.VM_STATE_LENGTH),
+        task_state=fields.optional_text(data, "task_state", fields.TASK_STATE_LENGTH),
         # Every InstancePayload embeds the instance's flavor: without it the
         # message is not what Nova sends.
         flavor=parse_flavor(fields.mapping(data, "flavor")),
