@@ -1,6 +1,6 @@
 """Events/s of Store.apply_batch replaying cloudsim's lifecycle mix, per backend and batch size.
 
-    tools/bench [--instances 300] [--hosts 20] [--backends sqlite,postgresql] [--batches 1,100,500]
+    tools/bench apply [--instances 300] [--hosts 20] [--backends sqlite,postgresql] [--batches 1,100,500]
 
 One simulated cloud; each (backend, batch size) replays all its instance
 events into an empty database of its own, timing only ``apply_batch``. The
@@ -51,7 +51,7 @@ def replay(url: str, cloud: Cloud, events: list[InstanceEvent], batch: int) -> t
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="tools/bench apply", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--hosts", type=int, default=20)

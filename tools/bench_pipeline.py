@@ -1,125 +1,313 @@
-"""Throughput of the tracker worker, as a ratio to a no-op kombu consumer, same run.
+"""The tracker's benchmark: the whole pipeline against the consumers it must keep up with.
 
-    .venv/bin/python tools/bench_pipeline.py [--instances 100] [--database postgresql|sqlite]
+    tools/bench [--scale 1] [--audit-instances 20000] [--consumers kombu,oslo,postgresql,sqlite]
+                [--feeds lifecycle,audit] [--probe-every 20] [--latency-rate N | --no-latency]
+    tools/bench apply --help     the per-backend Store.apply_batch micro-benchmark
 
-Both consume the same pre-published simulated Nova feed from the local
-RabbitMQ; the baseline acks each message and does nothing else. Absolute
-rates depend on the machine; the ratio is the figure to compare across runs.
+On the local RabbitMQ, each feed is published whole into a queue of its own,
+then consumed by, in turn:
+
+  (a) a no-op kombu consumer, prefetch 1000, one ack per message
+  (b) a no-op oslo.messaging notification listener (threading executor)
+  (c) the tracker worker, default configuration, on PostgreSQL
+  (d) the tracker worker, default configuration, on a SQLite file
+
+Each consumer runs alone in a fresh process (see bench_consumers), which
+gives its peak RSS. Feeds (see bench_feeds):
+
+  lifecycle  cloudsim's lifecycle mix over 1 000 nodes, ~20 000 messages × --scale
+  audit      instance.exists of --audit-instances instances over a tenth as many nodes
+             (--audit-instances 100000: the issue's 100 000 over 10 000 nodes)
+
+Then the latency from Nova's publish to the tracker's capacity notification,
+on PostgreSQL, with the lifecycle feed paced at half the rate (c) reached on
+it, or at --latency-rate (see bench_latency). A default run takes 2 to 3
+minutes.
+
+Every tracker run must end with exactly the oracle's usage per node and per
+project, ``Store.audit() == []``, nothing dead-lettered and an empty queue;
+the exit status is 1 if any run fails that. On a shared 2-core machine
+absolute rates are noisy: compare the ratios, measured in the same run.
+Output: a table, then one JSON line with every figure.
 """
 
-import argparse
-import json
-import random
-import sys
-import threading
-import time
-import uuid
+from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import bench_latency
+import bench_tracker
 import kombu
-from cloudsim import Cloud
+from bench_broker import Child, declare_queue, entities, publish_all, queue_depth
+from bench_consumers import BROKER
+from bench_feeds import Feed, audit_feed, lifecycle_feed
 from scratch_db import scratch_database
 
-from tracker import conf as tracker_conf
-from tracker.bus import amqp
-from tracker.bus.consumer import Worker
-from tracker.db import migration
-from tracker.db.api import Store
-from tracker.db.engine import Database
-
-RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
-
-
-def feed(instances: int) -> list[dict]:
-    return Cloud(42, hosts=10).run(instances, random.Random(42))
-
-
-def publish(
-    connection: kombu.Connection, queue: kombu.Queue, exchange: kombu.Exchange, messages: list[dict]
-) -> None:
-    queue(connection.default_channel).declare()
-    producer = kombu.Producer(connection.default_channel)
-    for message in messages:
-        producer.publish(
-            json.dumps(message["body"]),
-            exchange=exchange,
-            routing_key=message["routing_key"],
-            content_type="application/json",
-        )
+CONSUMERS = {
+    "kombu": "(a) kombu no-op, prefetch 1000",
+    "oslo": "(b) oslo.messaging listener",
+    "postgresql": "(c) tracker, PostgreSQL",
+    "sqlite": "(d) tracker, SQLite file",
+}
+RATIOS = (
+    ("(c)/(a)", "postgresql", "kombu"),
+    ("(c)/(b)", "postgresql", "oslo"),
+    ("(d)/(a)", "sqlite", "kombu"),
+)
+TRACKERS = ("postgresql", "sqlite")
+OSLO_TOPIC = "versioned_notifications"
 
 
-def baseline(connection: kombu.Connection, messages: list[dict]) -> float:
-    """No-op kombu consumer, prefetch 500, one ack per message."""
-    exchange = kombu.Exchange(f"bench-{uuid.uuid4().hex[:8]}", type="topic", durable=False)
-    queue = kombu.Queue(f"bench-{uuid.uuid4().hex[:8]}", exchange, routing_key="#", auto_delete=True)
-    publish(connection, queue, exchange, messages)
-    received = 0
+@dataclasses.dataclass
+class Run:
+    consumer: str
+    feed: str
+    rate: float
+    seconds: float
+    peak_rss_mib: float
+    problems: list[str]
+    log: list[str]
 
-    def on_message(message: kombu.Message) -> None:
-        nonlocal received
-        received += 1
-        message.ack()
-
-    channel = connection.channel()
-    consumer = kombu.Consumer(channel, queues=[queue], on_message=on_message, prefetch_count=500)
-    start = time.perf_counter()
-    with consumer:
-        while received < len(messages):
-            connection.drain_events(timeout=5)
-    elapsed = time.perf_counter() - start
-    exchange(connection.default_channel).delete()
-    return len(messages) / elapsed
+    @property
+    def correct(self) -> bool:
+        return not self.problems
 
 
-def tracker_rate(connection: kombu.Connection, messages: list[dict], url: str, lanes: int) -> float:
-    suffix = uuid.uuid4().hex[:8]
-    conf = tracker_conf.load([])
-    conf.set_override("connection", url, group="database")
-    conf.set_override("exchange", f"nova-bench-{suffix}", group="nova_notifications")
-    conf.set_override("queue", f"tracker-bench-{suffix}", group="nova_notifications")
-    conf.set_override("exchange", f"tracker-bench-{suffix}", group="capacity_notifications")
-    conf.set_override("lanes", lanes, group="worker")
-    db = Database.from_conf(conf)
-    migration.upgrade(db.engine)
-    publish(connection, amqp.notification_queue(conf), amqp.nova_exchange(conf), messages)
-    stopping = threading.Event()
-    worker = Worker(conf, Store(db, conf, stopping), stopping)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    start = time.perf_counter()
-    thread.start()
-    while worker.metrics["received"] < len(messages) or not worker.idle():
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    stopping.set()
-    thread.join(30)
-    channel = connection.default_channel
-    channel.queue_delete(conf.nova_notifications.queue)
-    channel.queue_delete(conf.nova_notifications.dead_letter_queue)
-    db.dispose()
-    return len(messages) / elapsed
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--instances", type=int, default=100)
-    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--lanes", type=int, default=4)
-    args = parser.parse_args()
-    messages = feed(args.instances)
-    with kombu.Connection(amqp.broker_urls(RABBIT)[0]) as connection:
-        base = baseline(connection, messages)
-        with scratch_database(args.database) as url:
-            rate = tracker_rate(connection, messages, url, args.lanes)
-    result = {
-        "messages": len(messages),
-        "database": args.database,
-        "lanes": args.lanes,
-        "baseline_msgs_per_s": round(base),
-        "tracker_msgs_per_s": round(rate),
-        "ratio": round(rate / base, 3),
+def consume(spec: dict[str, Any], timeout: float) -> tuple[dict[str, Any], list[str]]:
+    """One child run to its end: its figures, and the warnings it logged."""
+    with tempfile.TemporaryFile("w+") as log:
+        child = Child(spec, log)
+        try:
+            child.expect("consuming")
+            result = child.finish(timeout)
+        finally:
+            child.stop()
+        log.seek(0)
+        return result, [line.rstrip() for line in log if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
+
+
+def run_noop(kind: str, feed: Feed) -> Run:
+    """(a) or (b): the same messages, consumed and acked, nothing else."""
+    with entities() as names, kombu.Connection(BROKER) as connection:
+        # (a) gets a queue like the tracker's (durable); (b) the one oslo.messaging declares for
+        # a pool with amqp_durable_queues = false, its default.
+        declare_queue(connection, names, durable=kind == "kombu")
+        publish_all(connection, names, feed.messages)
+        spec = {"kind": kind, "queue": names.queue, "expected": len(feed)}
+        if kind == "oslo":
+            spec |= {"exchange": names.nova, "topic": OSLO_TOPIC}
+        result, log = consume(spec, 300)
+        depth = queue_depth(connection, names.queue)
+    problems = [] if result["received"] >= len(feed) and not depth else [f"{depth} left in the queue"]
+    return Run(
+        kind,
+        feed.name,
+        len(feed) / result["seconds"],
+        result["seconds"],
+        result["peak_rss_mib"],
+        problems,
+        log,
+    )
+
+
+def run_tracker(backend: str, feed: Feed) -> Run:
+    """(c) or (d): the worker consumes the feed; the database is judged against the oracle."""
+    with scratch_database(backend) as url, entities() as names, kombu.Connection(BROKER) as connection:
+        bench_tracker.prepare(url, feed)
+        declare_queue(connection, names, durable=True)  # as tracker.bus.amqp.notification_queue
+        publish_all(connection, names, feed.messages)
+        spec = {"kind": "tracker", "overrides": bench_tracker.overrides(url, names), "expected": len(feed)}
+        result, log = consume(spec, 120)
+        problems = bench_tracker.verdict(url, feed, result, queue_depth(connection, names.queue))
+    rate = len(feed) / result["seconds"]
+    return Run(backend, feed.name, rate, result["seconds"], result["peak_rss_mib"], problems, log)
+
+
+def run_one(consumer: str, feed: Feed) -> Run:
+    progress(f"  {CONSUMERS[consumer]} on {feed.name} ...")
+    run = run_tracker(consumer, feed) if consumer in TRACKERS else run_noop(consumer, feed)
+    progress(f"    {run.rate:,.0f} events/s in {run.seconds:.1f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
+    return run
+
+
+def build_feeds(args: argparse.Namespace) -> list[Feed]:
+    builders: dict[str, Callable[[], Feed]] = {
+        "lifecycle": lambda: lifecycle_feed(args.scale, args.seed),
+        "audit": lambda: audit_feed(args.audit_instances, args.seed),
     }
-    print(json.dumps(result))
-    return 0
+    feeds = []
+    for name in args.feeds:
+        started = time.perf_counter()
+        feed = builders[name]()
+        feeds.append(feed)
+        elapsed = time.perf_counter() - started
+        progress(f"feed {name}: {feed.description}, {len(feed)} messages (built in {elapsed:.0f}s)")
+    return feeds
+
+
+def ratios(runs: dict[tuple[str, str], Run], feeds: list[Feed]) -> dict[str, dict[str, float]]:
+    return {
+        feed.name: {
+            label: round(runs[(top, feed.name)].rate / runs[(bottom, feed.name)].rate, 3)
+            for label, top, bottom in RATIOS
+            if (top, feed.name) in runs and (bottom, feed.name) in runs
+        }
+        for feed in feeds
+    }
+
+
+def latency_rate(args: argparse.Namespace, runs: dict[tuple[str, str], Run]) -> float | None:
+    if args.no_latency:
+        return None
+    if args.latency_rate:
+        return float(args.latency_rate)
+    measured = runs.get(("postgresql", "lifecycle"))
+    return measured.rate / 2 if measured is not None else None
+
+
+def print_table(feeds: list[Feed], runs: dict[tuple[str, str], Run], consumers: list[str]) -> None:
+    print()
+    for feed in feeds:
+        size = sum(len(body) for _, body in feed.messages) / len(feed) / 1024
+        print(f"{feed.name:>9}: {len(feed)} messages of {size:.1f} KiB on average; {feed.description}")
+    print()
+    header = f"{'consumer':32}" + "".join(f"{f'{feed.name} ev/s':>17}{'RSS MiB':>9}" for feed in feeds)
+    print(header + "  correctness")
+    for consumer in consumers:
+        cells, verdicts = "", []
+        for feed in feeds:
+            run = runs[(consumer, feed.name)]
+            cells += f"{run.rate:>17,.0f}{run.peak_rss_mib:>9.0f}"
+            verdicts.append(f"{feed.name} {'OK' if run.correct else 'WRONG'}")
+        print(f"{CONSUMERS[consumer]:32}{cells}  {', '.join(verdicts)}")
+    print()
+    found = ratios(runs, feeds)
+    labels = [label for label, _, _ in RATIOS if any(label in found[feed.name] for feed in feeds)]
+    if labels:
+        print(f"{'ratio, same run':32}" + "".join(f"{feed.name:>17}" for feed in feeds))
+        for label in labels:
+            cells = "".join(f"{found[feed.name].get(label, float('nan')):>17.3f}" for feed in feeds)
+            print(f"{label:32}{cells}")
+        print()
+
+
+def print_latency(latency: dict[str, Any]) -> None:
+    print(
+        f"latency, Nova publish -> capacity notification, (c) at {latency['target_rate']:,} msg/s "
+        f"(achieved {latency['achieved_rate']:,}): p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms, "
+        f"max {latency['max_ms']} ms over {latency['matched']}/{latency['probes']} probes; "
+        f"peak RSS {latency['peak_rss_mib']:.0f} MiB; {'OK' if not latency['problems'] else 'WRONG'}"
+    )
+
+
+def print_correctness(runs: list[Run], latency: dict[str, Any] | None, feeds: list[Feed]) -> bool:
+    """One line per tracker run (and per no-op run that lost messages), then the verdict."""
+    sizes = {feed.name: feed_size(feed.oracle) for feed in feeds}
+    for run in runs:
+        if run.consumer in TRACKERS or not run.correct:
+            name = f"{CONSUMERS[run.consumer]} on {run.feed}"
+            print(f"correctness {name:42}: {verdict_text(run.problems, sizes[run.feed])}")
+    if latency is not None:
+        name = "latency run on lifecycle+probes"
+        print(f"correctness {name:42}: {verdict_text(latency['problems'], latency['checked'])}")
+    logged = [(f"{CONSUMERS[run.consumer]} on {run.feed}", run.log) for run in runs]
+    for name, lines in [*logged, ("latency run", (latency or {}).get("log", []))]:
+        for line in lines[:3]:
+            print(f"log of {name}: {line}")
+    failed = sum(not run.correct for run in runs) + bool(latency and latency["problems"])
+    print(f"correctness: {'FAILED in ' + str(failed) + ' run(s)' if failed else 'every run is right'}")
+    return not failed
+
+
+def feed_size(oracle: dict[str, Any]) -> str:
+    return f"{len(oracle['nodes'])} nodes, {len(oracle['projects'])} projects"
+
+
+def verdict_text(problems: list[str], size: str) -> str:
+    if not problems:
+        return f"MATCHES the oracle ({size}), audit clean, nothing dead-lettered, queue empty"
+    shown = "; ".join(problems[:5])
+    return f"WRONG in {len(problems)} place(s): {shown}" + (" ..." if len(problems) > 5 else "")
+
+
+def report(
+    feeds: list[Feed], runs: dict[tuple[str, str], Run], latency: dict[str, Any] | None, ok: bool
+) -> dict[str, Any]:
+    return {
+        "feeds": {feed.name: {"messages": len(feed), "description": feed.description} for feed in feeds},
+        "events_per_s": {
+            feed.name: {c: round(r.rate) for (c, f), r in runs.items() if f == feed.name} for feed in feeds
+        },
+        "seconds": {
+            feed.name: {c: round(r.seconds, 2) for (c, f), r in runs.items() if f == feed.name}
+            for feed in feeds
+        },
+        "peak_rss_mib": {
+            feed.name: {c: r.peak_rss_mib for (c, f), r in runs.items() if f == feed.name} for feed in feeds
+        },
+        "ratios": ratios(runs, feeds),
+        "correct": {
+            feed.name: {c: r.correct for (c, f), r in runs.items() if f == feed.name} for feed in feeds
+        },
+        "latency": {k: v for k, v in latency.items() if k not in ("log", "checked")} if latency else None,
+        "all_correct": ok,
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="tools/bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="lifecycle feed of ~20 000 × SCALE messages")
+    parser.add_argument("--audit-instances", type=int, default=20_000, help="instances in the audit burst")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--consumers", default=",".join(CONSUMERS), help="subset of %(default)s")
+    parser.add_argument("--feeds", default="lifecycle,audit", help="subset of %(default)s")
+    parser.add_argument("--probe-every", type=int, default=20, help="one latency probe per N messages")
+    parser.add_argument("--latency-rate", type=float, help="messages/s of the latency run (default: (c)/2)")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    args = parser.parse_args(argv)
+    args.consumers = [name for name in CONSUMERS if name in args.consumers.split(",")]
+    args.feeds = [name for name in ("lifecycle", "audit") if name in args.feeds.split(",")]
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    load = [os.getloadavg()[0]]
+    feeds = build_feeds(args)
+    runs: dict[tuple[str, str], Run] = {}
+    for feed in feeds:
+        progress(f"{feed.name}:")
+        for consumer in args.consumers:
+            runs[(consumer, feed.name)] = run_one(consumer, feed)
+    latency = None
+    rate = latency_rate(args, runs)
+    lifecycle = next((feed for feed in feeds if feed.name == "lifecycle"), None)
+    if rate and lifecycle is not None:
+        progress(f"latency: lifecycle feed with probes at {rate:,.0f} msg/s ...")
+        latency = bench_latency.measure(lifecycle, rate, args.probe_every)
+    load.append(os.getloadavg()[0])
+    print_table(feeds, runs, args.consumers)
+    if latency:
+        print_latency(latency)
+    ok = print_correctness(list(runs.values()), latency, feeds)
+    print(f"1-minute load average: {load[0]:.2f} at start, {load[1]:.2f} at end, on {os.cpu_count()} CPUs")
+    print(json.dumps(report(feeds, runs, latency, ok) | {"loadavg": load, "cpus": os.cpu_count()}))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

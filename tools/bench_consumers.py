@@ -1,0 +1,212 @@
+"""One consumer of a pre-filled queue, alone in a fresh process.
+
+    python -m bench_consumers '{"kind": "kombu", "queue": "...", "expected": 20000}'
+
+Run by bench_pipeline, once per (consumer, feed), so that each run starts
+from the same state (no warm caches, no other run's threads) and its peak RSS
+(``ru_maxrss``) is that of the consumer alone: the feed was generated and
+published by the parent process. Every run times from just before it
+connects to the moment the last message is done (acked, or for the tracker:
+committed and acked), and imports only what its consumer needs.
+
+Kinds:
+
+- ``kombu``: a no-op kombu consumer, prefetch 1000, one ack per message.
+- ``oslo``: a stock oslo.messaging notification listener (threading executor)
+  whose endpoint's ``info``/``error`` only count.
+- ``tracker``: ``tracker.bus.consumer.Worker`` with its default configuration
+  (lanes, prefetch, batch size); only names and the database are set.
+- ``capacity``: a plain kombu subscriber of the tracker's capacity
+  notifications that notes when each probe node first shows an instance
+  (see bench_latency); it stops once every probe was seen, or on SIGTERM.
+
+Protocol: JSON lines on stdout, ``{"event": "consuming"}`` once the consumer
+is attached, then ``{"event": "done", ...}`` with the figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import resource
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import kombu
+
+RABBIT = "rabbit://guest:guest@127.0.0.1:5672/"
+BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+KOMBU_PREFETCH = 1000
+_POLL = 0.005
+
+
+def say(event: str, **figures: Any) -> None:
+    print(json.dumps({"event": event, **figures}), flush=True)
+
+
+def peak_rss_mib() -> float:
+    """This process's own high-water mark: VmHWM. Not ``ru_maxrss``, which Linux carries
+    across fork and exec, so that it would report the parent's size, feed included."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def run_kombu(spec: dict[str, Any]) -> dict[str, Any]:
+    """The floor: what consuming and acking alone costs with kombu."""
+    expected, received = spec["expected"], 0
+
+    def on_message(message: Any) -> None:
+        nonlocal received
+        received += 1
+        message.ack()
+
+    start = time.perf_counter()
+    with kombu.Connection(BROKER) as connection:
+        queue = kombu.Queue(spec["queue"], no_declare=True)
+        consumer = kombu.Consumer(
+            connection.channel(), queues=[queue], on_message=on_message, prefetch_count=KOMBU_PREFETCH
+        )
+        with consumer:
+            say("consuming")
+            while received < expected:
+                connection.drain_events(timeout=spec.get("timeout", 120))
+        elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "received": received}
+
+
+class _Counting:
+    """A notification endpoint that does nothing but count."""
+
+    def __init__(self, expected: int) -> None:
+        self._counter = itertools.count(1)
+        self._expected = expected
+        self.done = threading.Event()
+        self.count = 0
+
+    def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any) -> None:
+        self.count = next(self._counter)  # atomic under the GIL
+        if self.count >= self._expected:
+            self.done.set()
+
+    error = info
+
+
+def run_oslo(spec: dict[str, Any]) -> dict[str, Any]:
+    """What a stock OpenStack notification consumer manages with oslo.messaging's defaults."""
+    import oslo_messaging  # noqa: PLC0415 - only this kind pays for oslo.messaging (and eventlet)
+    from oslo_config import cfg  # noqa: PLC0415
+
+    conf = cfg.ConfigOpts()
+    conf([], project="bench", default_config_files=[], default_config_dirs=[])
+    endpoint = _Counting(spec["expected"])
+    start = time.perf_counter()
+    transport = oslo_messaging.get_notification_transport(conf, url=RABBIT)
+    target = oslo_messaging.Target(exchange=spec["exchange"], topic=spec["topic"])
+    listener = oslo_messaging.get_notification_listener(
+        transport, [target], [endpoint], executor="threading", pool=spec["queue"]
+    )
+    listener.start()
+    say("consuming")
+    finished = endpoint.done.wait(spec.get("timeout", 300))
+    elapsed = time.perf_counter() - start
+    listener.stop()
+    listener.wait()
+    transport.cleanup()
+    return {"seconds": elapsed, "received": endpoint.count, "finished": finished}
+
+
+def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
+    """The tracker worker as ``tracker-worker`` runs it, with its default configuration."""
+    from tracker import conf as tracker_conf  # noqa: PLC0415
+    from tracker.bus.consumer import Worker  # noqa: PLC0415
+    from tracker.db.api import Store  # noqa: PLC0415
+    from tracker.db.engine import Database  # noqa: PLC0415
+
+    conf = tracker_conf.load([], default_config_files=[])
+    for group, options in spec["overrides"].items():
+        for name, value in options.items():
+            conf.set_override(name, value, group=None if group == "DEFAULT" else group)
+    db = Database.from_conf(conf)
+    stopping = threading.Event()
+    worker = Worker(conf, Store(db, conf, stopping), stopping)
+    thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    worker.consuming.wait(30)
+    say("consuming")
+    deadline = time.monotonic() + spec.get("timeout", 600)
+    while (
+        worker.metrics["received"] < spec["expected"] or not worker.idle()
+    ) and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    elapsed = time.perf_counter() - start
+    finished = worker.metrics["received"] >= spec["expected"] and worker.idle()
+    stopping.set()
+    thread.join(60)
+    db.dispose()
+    return {
+        "seconds": elapsed,
+        "received": worker.metrics["received"],
+        "finished": finished,
+        "metrics": worker.metrics.snapshot(),
+        "published": worker.relay.published,
+    }
+
+
+def run_capacity(spec: dict[str, Any]) -> dict[str, Any]:
+    """When each probe node's first capacity notification showing an instance arrived.
+
+    Times are ``time.monotonic()``: one clock for every process on a Linux host.
+    """
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    prefix, expected = spec["probe_prefix"], spec["expected"]
+    arrivals: dict[str, list[float]] = {}
+    received = 0
+
+    def on_message(message: Any) -> None:
+        nonlocal received
+        now = time.monotonic()
+        received += 1
+        payload = json.loads(json.loads(message.body)["oslo.message"])["payload"]
+        host = payload["host"]
+        if host.startswith(prefix) and payload["running_vms"] >= 1 and host not in arrivals:
+            arrivals[host] = [now, payload["generation"]]
+        message.ack()
+
+    with kombu.Connection(BROKER) as connection:
+        queue = kombu.Queue(spec["queue"], no_declare=True)
+        with kombu.Consumer(connection.channel(), queues=[queue], on_message=on_message, prefetch_count=1000):
+            say("consuming")
+            while len(arrivals) < expected and not stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    connection.drain_events(timeout=0.2)
+    return {"received": received, "arrivals": arrivals}
+
+
+RUNS = {"kombu": run_kombu, "oslo": run_oslo, "tracker": run_tracker, "capacity": run_capacity}
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    result = RUNS[spec["kind"]](spec)
+    say("done", **result, peak_rss_mib=round(peak_rss_mib(), 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,262 @@
+"""The benchmark's feeds: what Nova would publish, and what the tracker must end up with.
+
+- ``lifecycle``: cloudsim's random lifecycle mix (builds, moves, shelves,
+  deletes, snapshots…) over 1 000 compute nodes, about 20 000 messages at
+  scale 1, with cloudsim's own oracle.
+- ``audit``: the hourly ``instance.exists`` storm of a large cloud, N active
+  instances over N/10 nodes, every compute sending its snapshots at the same
+  time (round-robin across hosts). The payloads and envelopes come from
+  cloudsim's builders; the oracle (each instance's flavor on its node) is
+  computed here, independently of both cloudsim's state and the tracker.
+- ``probes``: ``instance.create.end`` of one instance on a node of its own,
+  which nothing else touches; used to measure latency (see bench_latency).
+
+cloudsim's scheduler recomputes every node's usage for every candidate node
+(O(nodes² × instances) per decision), which takes minutes at 1 000 nodes.
+:class:`IndexedNovaState` gives the same answers, drawing the same random
+numbers, in O(nodes + instances) per decision; cloudsim itself is untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from typing import Any
+
+from cloudsim import Cloud
+from cloudsim.flavors import CATALOGUE, Flavor
+from cloudsim.nova import Instance, Node, NovaState
+from cloudsim.payloads import Extras
+
+LIFECYCLE_NODES = 1000
+LIFECYCLE_MESSAGES = 20_000
+# Measured on cloudsim's mix over 1 000 nodes (seeds 1-5, 300 instances each): 29.3 to 30.5 messages
+# per instance with notify_on_state_change = vm_and_task_state.
+MESSAGES_PER_INSTANCE = 29.8
+INSTANCES_PER_AUDIT_NODE = 10
+PROBE_HOST_PREFIX = "probe"
+_NODE_SHAPES = ((16, 65536, 500), (24, 98304, 800), (32, 131072, 1000))  # cloudsim's own shapes
+_CPU_RATIO = 4.0  # Nova's default, as cloudsim's scheduler uses it
+
+
+@dataclasses.dataclass
+class Feed:
+    """Messages as published (routing key, JSON body) and the truth about them."""
+
+    name: str
+    messages: list[tuple[str, str]]
+    oracle: dict[str, Any]
+    inventory: list[dict[str, Any]]
+    flavors: list[dict[str, Any]]
+    description: str
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+class IndexedNovaState(NovaState):
+    """cloudsim's NovaState with nodes indexed by name and one usage sum per scheduling decision.
+
+    ``pick_node`` keeps cloudsim's candidate order, its fit rule and its single
+    ``rng.choice``: the same cloud comes out of the same seed, only sooner.
+    """
+
+    def __init__(self, nodes: list[Node], instances: dict[str, Instance] | None = None) -> None:
+        super().__init__(nodes, instances if instances is not None else {})
+        self._by_name = {(node.host, node.node): node for node in nodes}
+
+    def node_by_name(self, host: str, node: str) -> Node:
+        try:
+            return self._by_name[(host, node)]
+        except KeyError:
+            raise KeyError(f"{host}/{node}") from None
+
+    def pick_node(
+        self,
+        flavor: Flavor,
+        volume_backed: bool,
+        rng: random.Random,
+        exclude_hosts: set[str] | frozenset[str] = frozenset(),
+        cpu_ratio: float = _CPU_RATIO,
+    ) -> Node | None:
+        usage = self.node_usage()
+        candidates = [
+            node
+            for node in self.nodes
+            if node.host not in exclude_hosts
+            and _fits(usage[node.key], node, flavor, volume_backed, cpu_ratio)
+        ]
+        return rng.choice(candidates) if candidates else None
+
+
+def _fits(used: dict[str, int], node: Node, flavor: Flavor, volume_backed: bool, cpu_ratio: float) -> bool:
+    """NovaState.fits on a usage computed once for all candidates."""
+    return (
+        used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
+        and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
+        and used["local_gb"] + disk_gb(flavor, volume_backed) <= node.local_gb
+    )
+
+
+def disk_gb(flavor: Flavor, volume_backed: bool) -> int:
+    """Nova's resource tracker: root (0 when booted from volume) + ephemeral + swap MiB // 1024."""
+    return (0 if volume_backed else flavor.root_gb) + flavor.ephemeral_gb + flavor.swap // 1024
+
+
+def indexed_cloud(seed: int, hosts: int) -> Cloud:
+    """A cloudsim Cloud whose state answers scheduling questions in linear time."""
+    cloud = Cloud(seed, hosts=hosts)
+    cloud.state = IndexedNovaState(cloud.state.nodes, cloud.state.instances)
+    return cloud
+
+
+def _wire(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Serialised once: every consumer gets the very same bytes."""
+    return [(message["routing_key"], json.dumps(message["body"])) for message in messages]
+
+
+def lifecycle_feed(scale: float = 1.0, seed: int = 42, nodes: int = LIFECYCLE_NODES) -> Feed:
+    """cloudsim's lifecycle mix over ``nodes`` nodes, about 20 000 × ``scale`` messages."""
+    instances = max(1, round(LIFECYCLE_MESSAGES * scale / MESSAGES_PER_INSTANCE))
+    cloud = indexed_cloud(seed, nodes)
+    messages = cloud.run(instances, random.Random(seed))
+    return Feed(
+        "lifecycle",
+        _wire(messages),
+        cloud.oracle(),
+        cloud.inventory(),
+        cloud.flavors(),
+        f"cloudsim lifecycle mix, {instances} instances on {nodes} nodes",
+    )
+
+
+def _node(prefix: str, number: int, rng: random.Random) -> Node:
+    vcpus, memory_mb, local_gb = rng.choice(_NODE_SHAPES)
+    host = f"{prefix}{number:05d}"
+    return Node(host, f"{host}.example.org", vcpus, memory_mb, local_gb)
+
+
+def _fitting_flavor(used: dict[str, int], node: Node, volume_backed: bool, rng: random.Random) -> Flavor:
+    """A random flavor the node still has room for (a real scheduler placed it), else the smallest."""
+    flavor = rng.choice(CATALOGUE)
+    if _fits(used, node, flavor, volume_backed, _CPU_RATIO):
+        return flavor
+    return min(CATALOGUE, key=lambda f: (f.vcpus, f.memory_mb))
+
+
+def _activate(cloud: Cloud, inst: Instance, node: Node) -> None:
+    """The instance as a compute's periodic audit sees it: built, running on ``node``."""
+    inst.host, inst.node = node.host, node.node
+    inst.vm_state, inst.task_state, inst.power_state = "active", None, "running"
+    inst.launched_at = cloud.now().replace(microsecond=0)
+
+
+def audit_feed(instances: int = 20_000, seed: int = 42) -> Feed:
+    """``instance.exists`` of ``instances`` active instances over ``instances // 10`` nodes."""
+    rng = random.Random(seed)
+    count = max(1, instances // INSTANCES_PER_AUDIT_NODE)
+    cloud = Cloud(seed, hosts=0)
+    cloud.state = IndexedNovaState([_node("cmp", number, rng) for number in range(1, count + 1)])
+    nodes = cloud.state.nodes
+    used = {node.key: {"vcpus": 0, "memory_mb": 0, "local_gb": 0} for node in nodes}
+    placed: list[Instance] = []
+    for number in range(instances):
+        node = nodes[number % count]  # every compute audits at once: hosts interleave
+        volume_backed = rng.random() < 0.2
+        flavor = _fitting_flavor(used[node.key], node, volume_backed, rng)
+        inst = cloud.new_instance(flavor=flavor, volume_backed=volume_backed)
+        _activate(cloud, inst, node)
+        _charge(used[node.key], flavor, volume_backed)
+        cloud.exists(inst, node.host, cloud.periodic_ctx())
+        placed.append(inst)
+    return Feed(
+        "audit",
+        _wire(cloud.messages),
+        audit_oracle(nodes, placed, cloud.projects),
+        cloud.inventory(),
+        cloud.flavors(),
+        f"instance.exists of {instances} instances on {count} nodes",
+    )
+
+
+def _charge(usage: dict[str, int], flavor: Flavor, volume_backed: bool) -> None:
+    usage["vcpus"] += flavor.vcpus
+    usage["memory_mb"] += flavor.memory_mb
+    usage["local_gb"] += disk_gb(flavor, volume_backed)
+
+
+def audit_oracle(nodes: list[Node], placed: list[Instance], projects: list[str]) -> dict[str, Any]:
+    """Every instance is active on its node: the node holds its flavor, its project counts it."""
+    node_rows: dict[str, dict[str, Any]] = {
+        node.key: {
+            "host": node.host,
+            "node": node.node,
+            "vcpus": 0,
+            "memory_mb": 0,
+            "local_gb": 0,
+            "running_vms": 0,
+        }
+        for node in nodes
+    }
+    project_rows = {
+        project: {"vcpus": 0, "memory_mb": 0, "local_gb": 0, "instances": 0} for project in projects
+    }
+    for inst in placed:
+        row, project = node_rows[f"{inst.host}/{inst.node}"], project_rows[inst.project_id]
+        for usage in (row, project):
+            _charge(usage, inst.flavor, inst.volume_backed)
+        row["running_vms"] += 1
+        project["instances"] += 1
+    return {"nodes": node_rows, "projects": project_rows}
+
+
+def probe_feed(count: int, seed: int = 4242) -> Feed:
+    """``create.end`` of one new instance on each of ``count`` nodes that nothing else touches."""
+    rng = random.Random(seed)
+    cloud = Cloud(seed, hosts=0)
+    cloud.state = IndexedNovaState([_node(PROBE_HOST_PREFIX, number, rng) for number in range(1, count + 1)])
+    for node in cloud.state.nodes:
+        inst = cloud.new_instance(flavor=rng.choice(CATALOGUE[:5]))
+        _activate(cloud, inst, node)
+        cloud.notify(
+            inst,
+            "create",
+            "end",
+            source="nova-compute",
+            host=node.host,
+            ctx=cloud.user_ctx(inst),
+            kind="create",
+            extras=Extras(with_bdms=True),
+        )
+    return Feed(
+        "probes",
+        _wire(cloud.messages),
+        cloud.oracle(),
+        cloud.inventory(),
+        cloud.flavors(),
+        f"create.end on {count} fresh nodes",
+    )
+
+
+def interleave(feed: Feed, probes: Feed, every: int) -> Feed:
+    """``feed`` with one probe after every ``every`` of its messages; the truths merged."""
+    messages: list[tuple[str, str]] = []
+    remaining = iter(probes.messages)
+    for number, message in enumerate(feed.messages, 1):
+        messages.append(message)
+        probe = next(remaining, None) if number % every == 0 else None
+        if probe is not None:
+            messages.append(probe)
+    messages.extend(remaining)
+    return Feed(
+        f"{feed.name}+probes",
+        messages,
+        {
+            "nodes": feed.oracle["nodes"] | probes.oracle["nodes"],
+            "projects": feed.oracle["projects"] | probes.oracle["projects"],
+        },
+        feed.inventory + probes.inventory,
+        feed.flavors,
+        f"{feed.description}, one probe every {every} messages",
+    )
