@@ -34,7 +34,8 @@ def record(
     stalled_for: float = 0.0,
     problems: list[str] | tuple[()] = (),
 ) -> dict[str, Any]:
-    """``stalled_for``: seconds the lanes had work and finished none (a hung database call);
+    """``stalled_for``: seconds the slowest batch in progress has run (a lane stuck on a lock
+    or a hung database call);
     ``problems``: what stops the worker from making progress, each in one line."""
     return {
         "pid": os.getpid(),
@@ -64,5 +65,5 @@ def check(path: str, max_age: float, now: datetime.datetime) -> tuple[bool, str]
     stalled = float(stored.get("stalled_for", 0.0))
     if stalled > max_age:
         pending = stored.get("lanes_pending")
-        return False, f"lanes finished nothing for {stalled:.0f}s with {pending} pending: a lane is stuck"
+        return False, f"a lane has been on one batch for {stalled:.0f}s with {pending} pending: it is stuck"
     return True, f"worker consuming; record {age:.1f}s old"

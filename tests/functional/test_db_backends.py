@@ -196,3 +196,26 @@ def test_a_batch_takes_a_handful_of_statements(server_url):
     assert len(statements) <= 16, statements
     assert store.audit() == []
     store.db.dispose()
+
+
+def test_names_that_differ_only_in_case_or_trailing_space_are_different_hosts(server_url):
+    """A forged ``CMP07`` or ``cmp07 `` once stood for the real cmp07 on MariaDB, and every
+    later event of cmp07 failed."""
+    store = _store(server_url)
+    migration.upgrade(store.db.engine)
+    hosts = ["cmp07", "CMP07", "cmp07 ", "cmpé"]
+    verdicts = store.apply_batch(
+        [
+            factories.event("create.end", 1, host=host, node=host, instance=f"i-{n}", project=f"p{host}")
+            for n, host in enumerate(hosts)
+        ]
+    )
+    assert [v.status for v in verdicts] == ["applied"] * 4
+    store.apply(
+        factories.event("create.end", 2, host="cmp07", node="cmp07", instance="i-late", project="pcmp07")
+    )
+    by_host = {view["host"]: view["running_vms"] for view in store.node_views()}
+    assert by_host == {"cmp07": 2, "CMP07": 1, "cmp07 ": 1, "cmpé": 1}
+    assert len(store.project_usage()) == 4
+    assert store.audit() == []
+    store.db.dispose()

@@ -81,3 +81,27 @@ def test_different_keys_run_concurrently():
     lanes.submit(second, 2)
     assert lanes.stop(5)
     assert results.qsize() == 2
+
+
+def test_a_lane_stuck_on_one_batch_shows_while_the_others_progress():
+    stuck = threading.Event()
+    results: queue.Queue = queue.Queue()
+
+    def handle(items):
+        if "stuck" in items:
+            stuck.wait(5)
+        return list(items)
+
+    lanes = Lanes(8, handle, results)
+    lanes.start()
+    keys = [f"h{i}" for i in range(100)]
+    stuck_key = keys[0]
+    other = next(k for k in keys if lane_index(k, 8) != lane_index(stuck_key, 8))
+    lanes.submit(stuck_key, "stuck")
+    for i in range(20):
+        lanes.submit(other, i)
+        time.sleep(0.01)
+    assert lanes.longest_batch() >= 0.15  # the other lane's progress does not hide it
+    stuck.set()
+    assert lanes.stop(5)
+    assert lanes.longest_batch() == 0.0

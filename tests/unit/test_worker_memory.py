@@ -1,11 +1,13 @@
 """The worker loop on kombu's in-process ``memory://`` transport."""
 
+import bz2
 import datetime
 import json
 import logging
 import os
 import threading
 import time
+import types
 import uuid
 
 import kombu
@@ -18,7 +20,8 @@ from tests.waiting import wait_for
 from tracker import health
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
-from tracker.bus.deadletter import DeadLetters
+from tracker.bus.deadletter import DeadLetters, Letter
+from tracker.bus.delivery import Delivery, Session
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database
@@ -208,3 +211,45 @@ def test_a_refused_dead_letter_pauses_consumption_and_resumes_without_a_reconnec
         stopping.set()
         thread.join(10)
         db.dispose()
+
+
+def test_a_compressed_body_is_refused_as_it_came_never_inflated(running_worker, memory_conf):
+    """A few hundred bytes of bz2 once inflated to gigabytes inside kombu."""
+    worker, connection, _ = running_worker
+    bomb = bz2.compress(b"\0" * 20_000_000)  # about 50 bytes that would inflate to 20 MB
+    kombu.Producer(connection.default_channel).publish(
+        bomb,
+        exchange=amqp.nova_exchange(memory_conf),
+        routing_key="versioned_notifications.info",
+        headers={"compression": "application/x-bz2"},
+    )
+    wait_for(lambda: worker.metrics["dead_lettered"] == 1, 10.0)
+    letter = amqp.dead_letter_queue(memory_conf)(connection.default_channel).get()
+    assert "compressed bodies are refused" in letter.headers["x-tracker-reason"]
+    assert letter.headers["x-tracker-withheld"] is True
+    assert letter.headers["x-original-bytes"] == len(bomb)
+
+
+def test_a_refusal_ends_once_no_letter_waits(monkeypatch, memory_conf):
+    """Its letter went back to RabbitMQ with its session: nothing may stay paused for it."""
+    memory_conf.set_override("reconnect_initial_backoff", 0.05, group="worker")
+    memory_conf.set_override("reconnect_max_backoff", 0.1, group="worker")
+
+    def refuse(self, letter):
+        raise MessageNacked("dead-letter queue full")
+
+    monkeypatch.setattr(DeadLetters, "_publish", refuse)
+    stopping = threading.Event()
+    dead_letters = DeadLetters(memory_conf, stopping, lambda delivery: None)
+    thread = threading.Thread(target=dead_letters.run, daemon=True)
+    thread.start()
+    session = Session()
+    message = types.SimpleNamespace(body=b"{}", delivery_info={"routing_key": "x.info"})
+    dead_letters.submit(Letter(Delivery(session, message), "poison"))
+    wait_for(lambda: dead_letters.refusing_for() is not None, 5.0)
+    session.close()  # the connection that delivered it is gone
+    wait_for(lambda: dead_letters.refusing_for() is None, 5.0)
+    assert dead_letters.pending() == 0
+    stopping.set()
+    dead_letters.stop()
+    thread.join(5)

@@ -8,6 +8,7 @@ only when ``amqp_durable_queues`` is on.
 
 import logging
 import urllib.parse
+from typing import Any
 
 import kombu
 from oslo_config import cfg
@@ -110,3 +111,37 @@ def close(connection: kombu.Connection) -> None:
         connection.release()
     except Exception as error:  # noqa: BLE001 - nothing is left to do with it
         LOG.debug("closing a RabbitMQ connection: %s", error)
+
+
+# kombu inflates a body whose ``compression`` header names a codec before any
+# of our code sees it: a few hundred bytes of bz2 become gigabytes. Nova never
+# compresses, so the header is moved aside before kombu reads it, and the
+# message is refused as it came.
+COMPRESSION_HEADER = "compression"
+REFUSED_COMPRESSION_HEADER = "x-tracker-refused-compression"
+
+
+def refuse_compression(channel: Any) -> None:
+    """Make ``channel`` hand over compressed messages without inflating them.
+
+    Every kombu transport builds a delivery with ``channel.Message(raw, …)``,
+    whose constructor inflates: the header is moved aside just before.
+    """
+
+    class Uninflated(channel.Message):  # type: ignore[name-defined,misc]
+        def __init__(self, raw: Any, *args: Any, **kwargs: Any) -> None:
+            headers = _raw_headers(raw)
+            if headers and COMPRESSION_HEADER in headers:
+                headers[REFUSED_COMPRESSION_HEADER] = str(headers.pop(COMPRESSION_HEADER))[:64]
+            super().__init__(raw, *args, **kwargs)
+
+    channel.Message = Uninflated
+
+
+def _raw_headers(raw: Any) -> dict[str, Any] | None:
+    """The headers of a raw delivery: py-amqp's properties, or kombu's virtual payload."""
+    if isinstance(raw, dict):
+        headers = raw.get("headers")
+    else:
+        headers = getattr(raw, "properties", {}).get("application_headers")
+    return headers if isinstance(headers, dict) else None

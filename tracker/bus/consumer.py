@@ -14,6 +14,7 @@ reconnect) with rules of our own, as dramatiq's worker has them:
   delivered is applied or acknowledged any more (RabbitMQ redelivers it).
 """
 
+import contextlib
 import functools
 import logging
 import queue
@@ -54,6 +55,8 @@ _CONNECTION_ERRORS = (
     kombu.exceptions.ConnectionError,
     ChannelError,
 )
+# A relay that reconnects fails briefly; one failing this long is a problem.
+_RELAY_GRACE = 15.0
 # A session that ended sooner than this was not healthy: wait before the next.
 _HEALTHY_SESSION = 10.0
 
@@ -94,8 +97,8 @@ class Worker:
         self._throttle = Throttle(LOG)
         self._session: Session | None = None
         self._paused = False
-        self._last_progress = time.monotonic()
         self._restart_delay = 0.0
+        self._shutdown_deadline: float | None = None
 
     def idle(self) -> bool:
         """Nothing received is still in flight (lanes, dead letters, results to settle)."""
@@ -115,13 +118,20 @@ class Worker:
                 self._session_with_restart_delay()
         finally:
             self._stopping.set()
-            self._lanes.stop(self._conf.worker.shutdown_timeout)
+            self._lanes.stop(self._shutdown_time_left())
             self._helpers_stopping.set()
             self._dead_letters.stop()
             self.relay.wake.set()
             for thread in helpers:
-                thread.join(self._conf.worker.shutdown_timeout)
+                thread.join(self._shutdown_time_left())
             LOG.info("worker stopped; counters: %s", self.metrics.snapshot())
+
+    def _shutdown_time_left(self) -> float:
+        """One ``shutdown_timeout`` for the whole shutdown, counted from its first step:
+        a lane or the relay blocked on a dead database must not stretch it."""
+        if self._shutdown_deadline is None:
+            self._shutdown_deadline = time.monotonic() + self._conf.worker.shutdown_timeout
+        return max(0.0, self._shutdown_deadline - time.monotonic())
 
     # -- one connection's lifetime -------------------------------------------------
 
@@ -169,6 +179,7 @@ class Worker:
 
     def _consume(self, connection: kombu.Connection, session: Session) -> None:
         channel = connection.channel()
+        amqp.refuse_compression(channel)
         notifications = self._declare(channel)
         consumer = kombu.Consumer(
             channel,
@@ -219,32 +230,39 @@ class Worker:
             connection.drain_events(timeout=_DRAIN_TIMEOUT)
         except TimeoutError:
             connection.heartbeat_check()
-        self._monitor.tick(self._in_flight(), self._stalled_for(), self._problems)
+        self._monitor.tick(self._in_flight(), self._lanes.longest_batch(), self._problems)
         self._throttle.flush()
 
     def _in_flight(self) -> int:
         return self._lanes.pending() + self._dead_letters.pending()
 
-    def _stalled_for(self) -> float:
-        return 0.0 if not self._lanes.pending() else time.monotonic() - self._last_progress
-
     def _problems(self) -> list[str]:
+        """What keeps the worker from doing its job, for the health check."""
+        problems = []
         refusing_for = self._dead_letters.refusing_for()
-        if refusing_for is None:
-            return []
-        return [
-            f"the dead-letter queue {self._conf.nova_notifications.dead_letter_queue} has refused "
-            f"messages for {refusing_for:.0f}s ({self._dead_letters.refusal}); consumption is paused"
-        ]
+        if refusing_for is not None:
+            problems.append(
+                f"the dead-letter queue {self._conf.nova_notifications.dead_letter_queue} has refused "
+                f"messages for {refusing_for:.0f}s ({self._dead_letters.refusal}); consumption is paused"
+            )
+        relay_failing_for = self.relay.failing_for()
+        if relay_failing_for is not None and relay_failing_for > _RELAY_GRACE:
+            problems.append(
+                f"capacity notifications have failed to publish for {relay_failing_for:.0f}s "
+                f"({self.relay.failure}); schedulers hear nothing"
+            )
+        return problems
 
     def _finish_in_flight(self, connection: kombu.Connection) -> None:
         """After cancelling: let lanes and dead letters finish what they hold, acking as they go."""
-        deadline = time.monotonic() + self._conf.worker.shutdown_timeout
-        while self._in_flight() and time.monotonic() < deadline:
+        while self._in_flight() and self._shutdown_time_left() > 0:
             self._settle()
+            # read as well: heartbeat_check counts what was read, and would
+            # take a quiet connection for a dead one
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.05)
             connection.heartbeat_check()
-            time.sleep(0.05)
-        self._lanes.stop(max(0.0, deadline - time.monotonic()))
+        self._lanes.stop(self._shutdown_time_left())
         self._settle()
         if self._in_flight():
             LOG.warning("%d messages unfinished at shutdown; RabbitMQ will redeliver them", self._in_flight())
@@ -256,6 +274,13 @@ class Worker:
             return  # handed over while the connection closes: RabbitMQ redelivers it
         self.metrics.incr("received")
         delivery = Delivery(session, message)
+        compression = (message.headers or {}).get(amqp.REFUSED_COMPRESSION_HEADER)
+        if compression is not None:
+            # its body means something else than its bytes: kept as size and digest only
+            self._set_aside(
+                delivery, f"compressed bodies are refused (compression: {compression})", whole=False
+            )
+            return
         try:
             decision = decide.decide(message.body, self._conf.nova_notifications.max_message_bytes)
         except Exception as error:  # noqa: BLE001 - a decoder bug must not stop consuming
@@ -281,8 +306,9 @@ class Worker:
                 Delivery(session, message), f"undecodable by kombu: {type(error).__name__}: {error}"
             )
 
-    def _set_aside(self, delivery: Delivery, reason: str) -> None:
-        self._dead_letters.submit(Letter(delivery, reason))
+    def _set_aside(self, delivery: Delivery, reason: str, whole: bool = True) -> None:
+        """``whole``: keep the body (context removed); else only its size and digest."""
+        self._dead_letters.submit(Letter(delivery, escape.text(reason, 1000), whole))
 
     # -- in a lane thread: the database transaction, nothing else -------------------------
 
@@ -325,7 +351,6 @@ class Worker:
                 result = self._results.get_nowait()
             except queue.Empty:
                 return
-            self._last_progress = time.monotonic()
             self._settle_one(result)
 
     def _settle_one(self, result: Result) -> None:

@@ -31,18 +31,26 @@ from oslo_config import cfg
 from tracker import escape
 from tracker.bus import amqp
 from tracker.bus.delivery import Delivery
-from tracker.events.redact import redact
+from tracker.events.redact import redact, withhold
 from tracker.retry import reconnect_retrying
 from tracker.throttle import Throttle
 
 LOG = logging.getLogger(__name__)
+
+
+class Unroutable(Exception):
+    """The broker returned a letter: the dead-letter queue does not exist (any more)."""
+
 
 REASON_HEADER = "x-tracker-reason"
 ROUTING_KEY_HEADER = "x-original-routing-key"
 SIZE_HEADER = "x-original-bytes"
 DIGEST_HEADER = "x-original-sha256"
 WITHHELD_HEADER = "x-tracker-withheld"
-_REFUSALS = (MessageNacked, OSError, AMQPError, kombu.exceptions.OperationalError)
+_REFUSALS = (MessageNacked, Unroutable, OSError, AMQPError, kombu.exceptions.OperationalError)
+# An idle connection may have been dropped by the broker meanwhile: one failed
+# attempt is only a reconnect; the second in a row is a refusal.
+_ATTEMPTS_BEFORE_REFUSAL = 2
 _STOP = object()
 
 
@@ -50,6 +58,7 @@ _STOP = object()
 class Letter:
     delivery: Delivery
     reason: str
+    whole: bool = True  # keep the body, context removed; else only its size and digest
 
 
 class DeadLetters:
@@ -64,6 +73,7 @@ class DeadLetters:
         self._producer: kombu.Producer | None = None
         self._refused_at: float | None = None
         self.refusal: str | None = None
+        self._returned = False
         self._throttle = Throttle(LOG)
 
     def submit(self, letter: Letter) -> None:
@@ -87,6 +97,10 @@ class DeadLetters:
                     self._deliver(letter)
                 finally:
                     self._letters.task_done()
+                if self._refused_at is not None and not self._letters.unfinished_tasks:
+                    # The refused letters went back to RabbitMQ with their session:
+                    # none waits, so nothing need pause. The next letter tells.
+                    self._accepting("no letter waits any more")
         finally:
             if self._connection is not None:
                 amqp.close(self._connection)
@@ -106,9 +120,7 @@ class DeadLetters:
         except _REFUSALS:
             return  # stopping, or its connection is gone: RabbitMQ redelivers it
         if self._refused_at is not None:
-            LOG.warning("the dead-letter queue accepts messages again; resuming")
-            self._refused_at = None
-            self.refusal = None
+            self._accepting("the dead-letter queue accepts messages again")
         self._done(letter.delivery)
         self._throttle.log(
             logging.WARNING,
@@ -119,14 +131,24 @@ class DeadLetters:
             escape.text(letter.reason),
         )
 
+    def _accepting(self, why: str) -> None:
+        LOG.warning("%s; consumption resumes", why)
+        self._refused_at = None
+        self.refusal = None
+
     def _publish(self, letter: Letter) -> None:
         body = letter.delivery.message.body
-        redacted = redact(body, self._conf.nova_notifications.dead_letter_max_bytes)
+        if letter.whole:
+            redacted = redact(body, self._conf.nova_notifications.dead_letter_max_bytes)
+        else:
+            redacted = withhold(body, "not kept: it was refused as it came")
+        self._returned = False
         try:
             self._ensure_producer().publish(
                 redacted.text,
                 exchange="",
                 routing_key=self._conf.nova_notifications.dead_letter_queue,
+                mandatory=True,  # a queue deleted meanwhile returns it instead of losing it
                 delivery_mode=2,
                 confirm_timeout=amqp.CONFIRM_TIMEOUT,
                 content_type="application/json",
@@ -140,13 +162,24 @@ class DeadLetters:
                     "x-tracker-worker": self._conf.host,
                 },
             )
+            if self._returned:
+                raise Unroutable(f"no queue {self._conf.nova_notifications.dead_letter_queue}")
+        except MessageNacked:
+            raise  # the queue said no (full): the connection itself is fine
         except _REFUSALS:
-            self._close()  # a refused or broken connection is not reused
+            self._close()  # not reused: the next connection declares the queue again
             raise
+
+    def _on_return(self, *_args: Any) -> None:
+        """basic.return arrives before the confirm the publish waits for."""
+        self._returned = True
 
     def _refused(self, state: tenacity.RetryCallState) -> None:
         """Log the first refusal of a run of them, not each retry."""
         error = state.outcome.exception() if state.outcome else None
+        if state.attempt_number < _ATTEMPTS_BEFORE_REFUSAL:
+            LOG.debug("dead letter not confirmed (%s); reconnecting", escape.text(error))
+            return
         self.refusal = escape.text(f"{type(error).__name__}: {error}")
         if self._refused_at is None:
             self._refused_at = time.monotonic()
@@ -164,7 +197,7 @@ class DeadLetters:
             connection.ensure_connection(max_retries=1)
             channel = connection.channel()
             amqp.dead_letter_queue(self._conf)(channel).declare()
-            self._producer = kombu.Producer(channel)
+            self._producer = kombu.Producer(channel, on_return=self._on_return)
         return self._producer
 
     def _close(self) -> None:
@@ -198,7 +231,8 @@ def browse(conf: cfg.ConfigOpts, handle: Callable[[Any], bool], limit: int) -> i
     with amqp.connect(conf) as connection:
         channel = connection.channel()
         dead_letters = amqp.dead_letter_queue(conf)(channel)
-        _name, pending, _consumers = dead_letters.queue_declare(passive=True)
+        # declared as the worker declares it: before the first letter it is simply empty
+        _name, pending, _consumers = dead_letters.queue_declare()
         held = [
             message
             for message in (dead_letters.get(no_ack=False) for _ in range(min(pending, limit)))

@@ -40,9 +40,10 @@ class Lanes(Generic[Item, Result]):
         self._batch_size = batch_size
         self._batch_wait = batch_wait
         self._queues: list[queue.Queue[object]] = [queue.Queue() for _ in range(count)]
+        # when each lane's batch in progress started; None while it waits for work
+        self._busy_since: list[float | None] = [None] * count
         self._threads = [
-            threading.Thread(target=self._run, args=(q,), name=f"lane-{i}", daemon=True)
-            for i, q in enumerate(self._queues)
+            threading.Thread(target=self._run, args=(i,), name=f"lane-{i}", daemon=True) for i in range(count)
         ]
 
     def start(self) -> None:
@@ -57,6 +58,12 @@ class Lanes(Generic[Item, Result]):
     def pending(self) -> int:
         return sum(q.unfinished_tasks for q in self._queues)
 
+    def longest_batch(self) -> float:
+        """Seconds the slowest batch in progress has run: one lane stuck (a row lock,
+        a hung database call) shows here even while the others make progress."""
+        now = time.monotonic()
+        return max((now - since for since in self._busy_since if since is not None), default=0.0)
+
     def stop(self, timeout: float) -> bool:
         """Let queued items finish, then end the threads; False if time ran out."""
         for q in self._queues:
@@ -66,17 +73,20 @@ class Lanes(Generic[Item, Result]):
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(thread.is_alive() for thread in self._threads)
 
-    def _run(self, items: "queue.Queue[object]") -> None:
+    def _run(self, lane: int) -> None:
+        items = self._queues[lane]
         stopping = False
         while not stopping:
             batch = self._take(items)
             stopping = _STOP in batch
             work = [item for item in batch if item is not _STOP]
+            self._busy_since[lane] = time.monotonic()
             try:
                 if work:
                     for result in self._handle(work):  # type: ignore[arg-type]
                         self._results.put(result)
             finally:
+                self._busy_since[lane] = None
                 for _ in batch:
                     items.task_done()
 

@@ -3,10 +3,12 @@
 import contextlib
 import logging
 import threading
+import time
 
 import kombu
 from oslo_config import cfg
 
+from tracker import escape
 from tracker.bus import amqp
 from tracker.bus.publisher import CapacityPublisher
 from tracker.db.api import Store
@@ -26,6 +28,8 @@ class Relay:
         self._connection: kombu.Connection | None = None
         self._publisher: CapacityPublisher | None = None
         self.published = 0
+        self.failure: str | None = None
+        self._failing_since: float | None = None
 
     def drain(self) -> int:
         """Publish everything pending now; returns how many outbox rows were settled."""
@@ -35,11 +39,20 @@ class Relay:
             publisher = self._ensure_publisher()
             while count := self._store.drain_outbox(batch, publisher.publish):
                 settled += count
-        except Exception:
+        except Exception as error:
             self._discard()  # a broken connection is not reused; the rows stay
+            self.failure = escape.text(f"{type(error).__name__}: {error}")
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
             raise
+        self._failing_since = None
         self.published += settled
         return settled
+
+    def failing_for(self) -> float | None:
+        """Seconds every drain has failed (schedulers hear nothing), None while it works."""
+        since = self._failing_since
+        return None if since is None else time.monotonic() - since
 
     def run(self) -> None:
         """Loop until stopping, then drain once more so no committed change goes unannounced."""

@@ -58,9 +58,12 @@ def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str
     return "\n".join([*_node_table(nodes), "", *_project_table(projects)])
 
 
+_NAME_LIMIT = 40  # a longer name would wrap, and its wrapped part could pass for a row
+
+
 def _name(value: object, width: int) -> str:
-    """A name from a message, escaped: it can neither move the cursor nor start a row."""
-    return f"{escape.text(value, 200):<{width}}"
+    """A name from a message, escaped and cut: it can neither move the cursor nor start a row."""
+    return f"{escape.text(value, _NAME_LIMIT)} ".ljust(width)
 
 
 def _cell(resource: dict[str, Any]) -> str:

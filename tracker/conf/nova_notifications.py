@@ -84,14 +84,17 @@ Larger messages are dead-lettered unparsed. Nova's largest instance payloads
     ),
     cfg.IntOpt(
         "dead_letter_max_bytes",
-        default=4194304,
+        default=1048576,
         min=1024,
         help="""
 A message set aside whole (request context removed) can be replayed with
 ``tracker-manage dead-letter replay`` once its cause is fixed, for instance
 after raising ``max_message_bytes``. Bodies larger than this, and bodies that
 are not JSON, are not kept: their dead letter holds only the size, SHA-256,
-routing key and reason. Keep it well below RabbitMQ's ``max_message_size``.
+routing key and reason. Cleaning a body costs CPU and memory in proportion to
+its size, so keep this a small multiple of ``max_message_bytes``. Memory per
+message is bounded by RabbitMQ's ``max_message_size``, not by this tracker:
+set it on the broker (Nova's messages stay below 64 KiB).
 """,
     ),
     cfg.StrOpt(

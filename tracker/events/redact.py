@@ -8,10 +8,12 @@ construction, in every JSON document it holds:
 - the body is parsed as the worker parses it (JSON in UTF-8, -16 or -32);
   every object, at any depth, loses its ``_context_*`` keys, whatever escapes
   spelt them;
-- a string that is itself a JSON document (``oslo.message``, an envelope
-  inside an envelope, JSON encoded twice) is parsed and cleaned the same way;
-  it is written back only if something was removed, so that every other
-  string, and with it the verdict, stays exactly as it was;
+- an ``oslo.message`` string (an envelope inside an envelope, JSON encoded
+  twice) is parsed and cleaned the same way, and written back only if
+  something was removed, so that every other string, and with it the
+  verdict, stays exactly as it was;
+- any other string holding a JSON document with context in it would have to
+  be rewritten, changing what the message says: the whole body is withheld;
 - what must be JSON and is not (the body, an ``oslo.message``) is withheld:
   only its size and SHA-256 are kept. Context that cannot be parsed cannot be
   removed, so nothing of it is stored.
@@ -50,6 +52,8 @@ def redact(body: bytes | str, max_bytes: int) -> Redacted:
     try:
         cleaned, _removed = _clean_document(parse_json(raw))
         text = json.dumps(cleaned)
+    except _HiddenContext:
+        return _withheld(raw, "request context inside a field")
     except ValueError:
         return _withheld(raw, "not JSON")
     except RecursionError:
@@ -57,6 +61,11 @@ def redact(body: bytes | str, max_bytes: int) -> Redacted:
     if len(text) > 2 * max_bytes:  # escapes can grow a body; a letter stays bounded
         return _withheld(raw, "too large once escaped")
     return Redacted(text, withheld=False, size=len(raw), sha256=digest)
+
+
+def withhold(body: bytes | str, why: str) -> Redacted:
+    """Only the size and digest of ``body``, and why."""
+    return _withheld(raw_bytes(body), why)
 
 
 def _withheld(raw: bytes, why: str) -> Redacted:
@@ -105,9 +114,17 @@ def _clean_string(value: str, required: bool) -> tuple[str, int]:
     if parsed is _NOT_JSON:
         return (_withheld_text(value), 1) if required else (value, 0)
     cleaned, removed = _clean_document(parsed)
+    if removed and not required:
+        # Rewriting a field would change what the message says, and a replay
+        # could then apply what the worker refused: the whole body is withheld.
+        raise _HiddenContext()
     if document == value.lstrip(_WHITESPACE):
         return (json.dumps(cleaned) if removed else value), removed
-    return (_withheld_text(value), 1) if required or removed else (value, 0)
+    return (_withheld_text(value), 1) if required else (value, 0)
+
+
+class _HiddenContext(Exception):
+    """Request context inside a field that is not a message: nothing of the body is kept."""
 
 
 def _loads(text: str) -> Any:
