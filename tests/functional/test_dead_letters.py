@@ -94,17 +94,20 @@ def test_dead_letter_list_never_crashes_on_a_letter(tmp_path, postgresql_url, na
                 (b"\xff\xfe\x00binary", None),
                 ("{}", {"x-tracker-reason": 42, "x-original-bytes": "many", "x-tracker-withheld": "yes"}),
                 ("{}", {"x-tracker-reason": "evil\n2026-01-01 ERROR forged\x1b[2J"}),
+                ("{}", {"x-tracker-reason": b"lone surrogate \xed\xb2\x80"}),
             ):
                 producer.publish(body, routing_key=conf.nova_notifications.dead_letter_queue, headers=headers)
         assert manage.main([*args, "dead-letter", "list"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert len(lines) == 3
+        assert len(lines) == 4
         assert "\\n2026-01-01 ERROR forged\\x1b[2J" in lines[2]
+        assert lines[3].isprintable()
         assert manage.main([*args, "dead-letter", "list", "--format", "json"]) == 0
         assert [letter["reason"] for letter in json.loads(capsys.readouterr().out)] == [
             "?",
             "42",
             "evil\\n2026-01-01 ERROR forged\\x1b[2J",
+            "lone surrogate \\udc80",
         ]
     finally:
         _delete_entities(names)
