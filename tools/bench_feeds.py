@@ -10,11 +10,6 @@
   computed here, independently of both cloudsim's state and the tracker.
 - ``probes``: ``instance.create.end`` of one instance on a node of its own,
   which nothing else touches; used to measure latency (see bench_latency).
-
-cloudsim's scheduler recomputes every node's usage for every candidate node
-(O(nodes² × instances) per decision), which takes minutes at 1 000 nodes.
-:class:`IndexedNovaState` gives the same answers, drawing the same random
-numbers, in O(nodes + instances) per decision; cloudsim itself is untouched.
 """
 
 from __future__ import annotations
@@ -25,8 +20,8 @@ import random
 from typing import Any
 
 from cloudsim import Cloud
-from cloudsim.flavors import CATALOGUE, Flavor
-from cloudsim.nova import Instance, Node, NovaState
+from cloudsim.flavors import CATALOGUE, Flavor, rt_disk_gb
+from cloudsim.nova import Instance, Node, NovaState, fits_usage
 from cloudsim.payloads import Extras
 
 LIFECYCLE_NODES = 1000
@@ -55,62 +50,6 @@ class Feed:
         return len(self.messages)
 
 
-class IndexedNovaState(NovaState):
-    """cloudsim's NovaState with nodes indexed by name and one usage sum per scheduling decision.
-
-    ``pick_node`` keeps cloudsim's candidate order, its fit rule and its single
-    ``rng.choice``: the same cloud comes out of the same seed, only sooner.
-    """
-
-    def __init__(self, nodes: list[Node], instances: dict[str, Instance] | None = None) -> None:
-        super().__init__(nodes, instances if instances is not None else {})
-        self._by_name = {(node.host, node.node): node for node in nodes}
-
-    def node_by_name(self, host: str, node: str) -> Node:
-        try:
-            return self._by_name[(host, node)]
-        except KeyError:
-            raise KeyError(f"{host}/{node}") from None
-
-    def pick_node(
-        self,
-        flavor: Flavor,
-        volume_backed: bool,
-        rng: random.Random,
-        exclude_hosts: set[str] | frozenset[str] = frozenset(),
-        cpu_ratio: float = _CPU_RATIO,
-    ) -> Node | None:
-        usage = self.node_usage()
-        candidates = [
-            node
-            for node in self.nodes
-            if node.host not in exclude_hosts
-            and _fits(usage[node.key], node, flavor, volume_backed, cpu_ratio)
-        ]
-        return rng.choice(candidates) if candidates else None
-
-
-def _fits(used: dict[str, int], node: Node, flavor: Flavor, volume_backed: bool, cpu_ratio: float) -> bool:
-    """NovaState.fits on a usage computed once for all candidates."""
-    return (
-        used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
-        and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
-        and used["local_gb"] + disk_gb(flavor, volume_backed) <= node.local_gb
-    )
-
-
-def disk_gb(flavor: Flavor, volume_backed: bool) -> int:
-    """Nova's resource tracker: root (0 when booted from volume) + ephemeral + swap MiB // 1024."""
-    return (0 if volume_backed else flavor.root_gb) + flavor.ephemeral_gb + flavor.swap // 1024
-
-
-def indexed_cloud(seed: int, hosts: int) -> Cloud:
-    """A cloudsim Cloud whose state answers scheduling questions in linear time."""
-    cloud = Cloud(seed, hosts=hosts)
-    cloud.state = IndexedNovaState(cloud.state.nodes, cloud.state.instances)
-    return cloud
-
-
 def _wire(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Serialised once: every consumer gets the very same bytes."""
     return [(message["routing_key"], json.dumps(message["body"])) for message in messages]
@@ -119,7 +58,7 @@ def _wire(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def lifecycle_feed(scale: float = 1.0, seed: int = 42, nodes: int = LIFECYCLE_NODES) -> Feed:
     """cloudsim's lifecycle mix over ``nodes`` nodes, about 20 000 × ``scale`` messages."""
     instances = max(1, round(LIFECYCLE_MESSAGES * scale / MESSAGES_PER_INSTANCE))
-    cloud = indexed_cloud(seed, nodes)
+    cloud = Cloud(seed, hosts=nodes)
     messages = cloud.run(instances, random.Random(seed))
     return Feed(
         "lifecycle",
@@ -140,7 +79,7 @@ def _node(prefix: str, number: int, rng: random.Random) -> Node:
 def _fitting_flavor(used: dict[str, int], node: Node, volume_backed: bool, rng: random.Random) -> Flavor:
     """A random flavor the node still has room for (a real scheduler placed it), else the smallest."""
     flavor = rng.choice(CATALOGUE)
-    if _fits(used, node, flavor, volume_backed, _CPU_RATIO):
+    if fits_usage(used, node, flavor, volume_backed, _CPU_RATIO):
         return flavor
     return min(CATALOGUE, key=lambda f: (f.vcpus, f.memory_mb))
 
@@ -157,7 +96,7 @@ def audit_feed(instances: int = 20_000, seed: int = 42) -> Feed:
     rng = random.Random(seed)
     count = max(1, instances // INSTANCES_PER_AUDIT_NODE)
     cloud = Cloud(seed, hosts=0)
-    cloud.state = IndexedNovaState([_node("cmp", number, rng) for number in range(1, count + 1)])
+    cloud.state = NovaState([_node("cmp", number, rng) for number in range(1, count + 1)])
     nodes = cloud.state.nodes
     used = {node.key: {"vcpus": 0, "memory_mb": 0, "local_gb": 0} for node in nodes}
     placed: list[Instance] = []
@@ -183,7 +122,7 @@ def audit_feed(instances: int = 20_000, seed: int = 42) -> Feed:
 def _charge(usage: dict[str, int], flavor: Flavor, volume_backed: bool) -> None:
     usage["vcpus"] += flavor.vcpus
     usage["memory_mb"] += flavor.memory_mb
-    usage["local_gb"] += disk_gb(flavor, volume_backed)
+    usage["local_gb"] += rt_disk_gb(flavor, volume_backed)
 
 
 def audit_oracle(nodes: list[Node], placed: list[Instance], projects: list[str]) -> dict[str, Any]:
@@ -215,7 +154,7 @@ def probe_feed(count: int, seed: int = 4242) -> Feed:
     """``create.end`` of one new instance on each of ``count`` nodes that nothing else touches."""
     rng = random.Random(seed)
     cloud = Cloud(seed, hosts=0)
-    cloud.state = IndexedNovaState([_node(PROBE_HOST_PREFIX, number, rng) for number in range(1, count + 1)])
+    cloud.state = NovaState([_node(PROBE_HOST_PREFIX, number, rng) for number in range(1, count + 1)])
     for node in cloud.state.nodes:
         inst = cloud.new_instance(flavor=rng.choice(CATALOGUE[:5]))
         _activate(cloud, inst, node)

@@ -123,13 +123,18 @@ class NovaState:
 
     nodes: list[Node]
     instances: dict[str, Instance] = field(default_factory=dict)
+    # host/node pairs to their Node: resolved for every charge of every instance
+    _by_name: dict[tuple[str, str], Node] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_name = {(node.host, node.node): node for node in self.nodes}
 
     def node_by_name(self, host: str, node: str) -> Node:
         """Resolve an instance's host/node pair to its Node."""
-        for candidate in self.nodes:
-            if candidate.host == host and candidate.node == node:
-                return candidate
-        raise KeyError(f"{host}/{node}")
+        try:
+            return self._by_name[(host, node)]
+        except KeyError:
+            raise KeyError(f"{host}/{node}") from None
 
     def charges(self, inst: Instance) -> list[tuple[Node, Flavor]]:
         """Everything the RT charges for ``inst`` right now, node by node."""
@@ -197,12 +202,7 @@ class NovaState:
 
     def fits(self, node: Node, flavor: Flavor, volume_backed: bool, cpu_ratio: float) -> bool:
         """Placement-style capacity check (cpu overcommit, no ram/disk overcommit)."""
-        used = self.node_usage()[node.key]
-        return (
-            used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
-            and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
-            and used["local_gb"] + rt_disk_gb(flavor, volume_backed) <= node.local_gb
-        )
+        return fits_usage(self.node_usage()[node.key], node, flavor, volume_backed, cpu_ratio)
 
     def pick_node(
         self,
@@ -213,12 +213,24 @@ class NovaState:
         cpu_ratio: float = 4.0,
     ) -> Node | None:
         """The scheduler: a random node that fits, None means NoValidHost."""
+        usage = self.node_usage()  # once per decision, not once per candidate
         candidates = [
             n
             for n in self.nodes
-            if n.host not in exclude_hosts and self.fits(n, flavor, volume_backed, cpu_ratio)
+            if n.host not in exclude_hosts and fits_usage(usage[n.key], n, flavor, volume_backed, cpu_ratio)
         ]
         return rng.choice(candidates) if candidates else None
+
+
+def fits_usage(
+    used: dict[str, int], node: Node, flavor: Flavor, volume_backed: bool, cpu_ratio: float
+) -> bool:
+    """``flavor`` fits on ``node`` beside ``used`` (cpu overcommit, no ram/disk overcommit)."""
+    return (
+        used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
+        and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
+        and used["local_gb"] + rt_disk_gb(flavor, volume_backed) <= node.local_gb
+    )
 
 
 def make_nodes(
