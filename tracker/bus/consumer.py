@@ -322,7 +322,7 @@ class Worker:
             elif isinstance(verdict, PoisonEvent):
                 results.append(Refused(work.delivery, verdict.reason))
             elif is_transient_db_error(verdict):
-                results.append(Unapplied(work.delivery, verdict))  # stopping while the database was down
+                results.append(Unapplied(work.delivery))  # stopping while the database was down
             else:
                 results.append(Refused(work.delivery, f"{type(verdict).__name__}: {verdict}"))
         if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):

@@ -34,7 +34,6 @@ class Unapplied:
     redelivers it."""
 
     delivery: Delivery
-    error: BaseException | None = None
 
 
 @dataclasses.dataclass(frozen=True)
