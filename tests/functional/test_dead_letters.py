@@ -111,3 +111,18 @@ def test_dead_letter_list_never_crashes_on_a_letter(tmp_path, postgresql_url, na
         ]
     finally:
         _delete_entities(names)
+
+
+def test_before_the_first_letter_the_queue_is_simply_empty(tmp_path, postgresql_url, names, capsys):
+    """It used to end in a 404 traceback: the queue is declared only by the first letter."""
+    require("rabbitmq")
+    args = _cli_args(tmp_path, postgresql_url, names, max_bytes=1 << 20)
+    assert manage.main([*args, "db", "sync"]) == 0
+    capsys.readouterr()
+    try:
+        assert manage.main([*args, "dead-letter", "list", "--format", "json"]) == 0
+        assert json.loads(capsys.readouterr().out) == []
+        assert manage.main([*args, "dead-letter", "replay"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"settled": 0, "outcomes": {}}
+    finally:
+        _delete_entities(names)
