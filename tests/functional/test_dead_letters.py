@@ -126,3 +126,22 @@ def test_before_the_first_letter_the_queue_is_simply_empty(tmp_path, postgresql_
         assert json.loads(capsys.readouterr().out) == {"settled": 0, "outcomes": {}}
     finally:
         _delete_entities(names)
+
+
+def test_a_dead_letter_queue_deleted_meanwhile_is_declared_again_and_nothing_is_lost(postgresql_url, names):
+    """Letters are published mandatory: a missing queue returns them instead of dropping them."""
+    require("rabbitmq")
+    conf = _conf(postgresql_url, names)
+    try:
+        with Running(conf) as running:
+            _publish(conf, [b"poison one"])
+            wait_for(lambda: running.worker.metrics["dead_lettered"] == 1, 20.0)
+            with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+                connection.default_channel.queue_delete(names["dlq"])
+            _publish(conf, [b"poison two"])
+            wait_for(lambda: running.worker.metrics["dead_lettered"] == 2, 20.0)
+        with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+            depth = amqp.dead_letter_queue(conf)(connection.default_channel).queue_declare(passive=True)
+        assert depth.message_count == 1  # the second letter, in the queue declared again
+    finally:
+        _delete_entities(names)
