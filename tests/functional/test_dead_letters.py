@@ -7,7 +7,8 @@ import pytest
 
 from tests import factories
 from tests.conftest import RABBIT_URL, require
-from tests.functional.test_worker_rabbitmq import Running, _conf, _delete_entities
+from tests.functional.test_worker_rabbitmq import _conf, _delete_entities
+from tests.running import Running
 from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.cmd import manage

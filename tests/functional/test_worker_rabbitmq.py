@@ -10,6 +10,7 @@ from oslo_config import cfg
 
 from tests import factories
 from tests.conftest import RABBIT_URL, make_conf, require
+from tests.running import Running
 from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.bus.consumer import ConfigurationError, Worker
@@ -51,27 +52,6 @@ def _delete_entities(names):
             channel.queue_delete(queue)
         for exchange in (names["nova"], names["tracker"]):
             channel.exchange_delete(exchange)
-
-
-class Running:
-    def __init__(self, conf):
-        self.db = Database.from_conf(conf)
-        migration.upgrade(self.db.engine)
-        self.stopping = threading.Event()
-        self.store = Store(self.db, conf, self.stopping)
-        self.worker = Worker(conf, self.store, self.stopping)
-        self.thread = threading.Thread(target=self.worker.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.worker.consuming.wait(20.0)
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
-        self.db.dispose()
 
 
 def _nova_compute_notifier(names, tmp_path):

@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 
 from tests import factories
 from tests.conftest import make_conf
+from tests.running import Running
 from tests.waiting import wait_for
 from tracker.accounting import allocations as alloc
 from tracker.accounting import lifecycle
 from tracker.accounting.state import InstanceState
 from tracker.bus import amqp, decide
-from tracker.bus.consumer import Worker
 from tracker.db import apply as applying
 from tracker.db import migration
 from tracker.db.api import Store
@@ -881,23 +881,6 @@ def _publish_backlog(conf: Any, connection: kombu.Connection, backlog: list[Any]
         )
 
 
-def _run_worker_until_drained(conf: Any, published: int) -> tuple[Worker, Database]:
-    db = Database.from_conf(conf)
-    migration.upgrade(db.engine)
-    stopping = threading.Event()
-    worker = Worker(conf, Store(db, conf, stopping), stopping)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        assert worker.consuming.wait(10.0)
-        wait_for(lambda: sum(worker.metrics[name] for name in STATUS_COUNTERS) >= published, 30.0)
-    finally:
-        stopping.set()
-        thread.join(15.0)
-    assert not thread.is_alive()
-    return worker, db
-
-
 def _dead_letters(conf: Any, connection: kombu.Connection) -> list[Any]:
     queue = amqp.dead_letter_queue(conf)(connection.default_channel)
     letters = []
@@ -935,8 +918,10 @@ def test_worker_drains_a_hostile_backlog(hostile, good, undecodable, data, caplo
     connection = kombu.Connection("memory://")
     _publish_backlog(conf, connection, backlog)
 
-    worker, db = _run_worker_until_drained(conf, len(backlog))
     try:
+        with Running(conf) as running:
+            worker = running.worker
+            wait_for(lambda: sum(worker.metrics[name] for name in STATUS_COUNTERS) >= len(backlog), 30.0)
         counts = {name: worker.metrics[name] for name in STATUS_COUNTERS}
         assert worker.metrics["received"] == len(backlog)
         assert sum(counts.values()) == len(backlog), counts
@@ -962,7 +947,6 @@ def test_worker_drains_a_hostile_backlog(hostile, good, undecodable, data, caplo
             assert not [s for s in SECRETS if s in headers], headers
         _check_log(caplog.records)
     finally:
-        db.dispose()
         connection.release()
 
 

@@ -16,15 +16,12 @@ from amqp.exceptions import MessageNacked
 
 from tests import factories
 from tests.conftest import make_conf
+from tests.running import Running
 from tests.waiting import wait_for
 from tracker import health
 from tracker.bus import amqp
-from tracker.bus.consumer import Worker
 from tracker.bus.deadletter import DeadLetters, Letter
 from tracker.bus.delivery import Delivery, Session
-from tracker.db import migration
-from tracker.db.api import Store
-from tracker.db.engine import Database
 
 
 @pytest.fixture
@@ -45,24 +42,14 @@ def memory_conf(tmp_path):
 
 @pytest.fixture
 def running_worker(memory_conf):
-    db = Database.from_conf(memory_conf)
-    migration.upgrade(db.engine)
-    stopping = threading.Event()
-    worker = Worker(memory_conf, Store(db, memory_conf, stopping), stopping)
     # a subscriber queue on the capacity exchange, declared before anything is published
     connection = kombu.Connection("memory://")
     capacity = kombu.Queue(
         "subscriber", amqp.capacity_exchange(memory_conf), routing_key="capacity_notifications.info"
     )
     capacity(connection.default_channel).declare()
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    assert worker.consuming.wait(10.0)
-    yield worker, connection, capacity
-    stopping.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    db.dispose()
+    with Running(memory_conf) as running:
+        yield running.worker, connection, capacity
 
 
 def _now():
@@ -179,14 +166,8 @@ def test_a_refused_dead_letter_pauses_consumption_and_resumes_without_a_reconnec
     monkeypatch.setattr(DeadLetters, "_publish", refuse_while_full)
     memory_conf.set_override("reconnect_initial_backoff", 0.05, group="worker")
     memory_conf.set_override("reconnect_max_backoff", 0.2, group="worker")
-    db = Database.from_conf(memory_conf)
-    migration.upgrade(db.engine)
-    stopping = threading.Event()
-    worker = Worker(memory_conf, Store(db, memory_conf, stopping), stopping)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        assert worker.consuming.wait(10.0)
+    with Running(memory_conf) as running:
+        worker = running.worker
         connection = kombu.Connection("memory://")
         _publish(connection, memory_conf, {"not": "a notification"})
         wait_for(lambda: "refuses messages" in caplog.text, 10.0)
@@ -207,10 +188,6 @@ def test_a_refused_dead_letter_pauses_consumption_and_resumes_without_a_reconnec
         assert len(states) == 2, states
         assert "refuses messages" in states[0] and "accepts messages again" in states[1]
         wait_for(lambda: health.check(memory_conf.worker.health_file, 60, _now())[0], 10.0)
-    finally:
-        stopping.set()
-        thread.join(10)
-        db.dispose()
 
 
 def test_a_compressed_body_is_refused_as_it_came_never_inflated(running_worker, memory_conf):
