@@ -42,7 +42,6 @@ from tracker.errors import TrackerError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
 from tracker.retry import is_transient_db_error, reconnect_retrying
-from tracker.throttle import Throttle
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class Worker:
             conf.worker.lanes, self._apply, self._results, conf.worker.batch_size, conf.worker.batch_wait
         )
         self._monitor = Monitor(conf, self.metrics)
-        self._throttle = Throttle(LOG)
+        self._throttle = self._monitor.throttle
         self._session: Session | None = None
         self._paused = False
         self._restart_delay = 0.0
@@ -231,7 +230,6 @@ class Worker:
         except TimeoutError:
             connection.heartbeat_check()
         self._monitor.tick(self._in_flight(), self._lanes.longest_batch(), self._problems)
-        self._throttle.flush()
 
     def _in_flight(self) -> int:
         return self._lanes.pending() + self._dead_letters.pending()

@@ -25,7 +25,8 @@ class Monitor:
     def __init__(self, conf: cfg.ConfigOpts, metrics: Metrics) -> None:
         self._conf = conf
         self._metrics = metrics
-        self._throttle = Throttle(LOG, _METRICS_INTERVAL)
+        # shared with the consumer: repeated warnings are summed up with the counters
+        self.throttle = Throttle(LOG, _METRICS_INTERVAL)
         self._last_metrics = time.monotonic()
         self._last_health = 0.0
 
@@ -34,7 +35,7 @@ class Monitor:
         if now - self._last_metrics > _METRICS_INTERVAL:
             self._last_metrics = now
             LOG.info("counters: %s", self._metrics.snapshot())
-            self._throttle.flush()
+            self.throttle.flush()
         if self._conf.worker.health_file and now - self._last_health > _HEALTH_INTERVAL:
             self._last_health = now
             self._write_health(pending, stalled_for, problems())
@@ -43,7 +44,7 @@ class Monitor:
         """One line per event at DEBUG; late events dropped are summed up at INFO."""
         self._metrics.incr(outcome.status)
         if outcome.status == STALE:
-            self._throttle.log(
+            self.throttle.log(
                 logging.INFO,
                 "late events dropped as stale",
                 "dropped a late instance.%s of %s from %s at %s: older than its kept history",
