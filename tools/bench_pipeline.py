@@ -73,6 +73,7 @@ class Run:
     rate: float
     seconds: float
     peak_rss_mib: float
+    cpu_us: float  # the consumer process's CPU time per message, microseconds
     problems: list[str]
     log: list[str]
 
@@ -117,6 +118,7 @@ def run_noop(kind: str, feed: Feed) -> Run:
         len(feed) / result["seconds"],
         result["seconds"],
         result["peak_rss_mib"],
+        cpu_us(result, feed),
         problems,
         log,
     )
@@ -132,13 +134,29 @@ def run_tracker(backend: str, feed: Feed) -> Run:
         result, log = consume(spec, 120)
         problems = bench_tracker.verdict(url, feed, result, queue_depth(connection, names.queue))
     rate = len(feed) / result["seconds"]
-    return Run(backend, feed.name, rate, result["seconds"], result["peak_rss_mib"], problems, log)
+    return Run(
+        backend,
+        feed.name,
+        rate,
+        result["seconds"],
+        result["peak_rss_mib"],
+        cpu_us(result, feed),
+        problems,
+        log,
+    )
+
+
+def cpu_us(result: dict[str, Any], feed: Feed) -> float:
+    return result["cpu_seconds"] / len(feed) * 1e6
 
 
 def run_one(consumer: str, feed: Feed) -> Run:
     progress(f"  {CONSUMERS[consumer]} on {feed.name} ...")
     run = run_tracker(consumer, feed) if consumer in TRACKERS else run_noop(consumer, feed)
-    progress(f"    {run.rate:,.0f} events/s in {run.seconds:.1f}s, peak RSS {run.peak_rss_mib:.0f} MiB")
+    progress(
+        f"    {run.rate:,.0f} events/s in {run.seconds:.1f}s, {run.cpu_us:.0f} µs CPU per event, "
+        f"peak RSS {run.peak_rss_mib:.0f} MiB"
+    )
     return run
 
 
@@ -183,13 +201,15 @@ def print_table(feeds: list[Feed], runs: dict[tuple[str, str], Run], consumers: 
         size = sum(len(body) for _, body in feed.messages) / len(feed) / 1024
         print(f"{feed.name:>9}: {len(feed)} messages of {size:.1f} KiB on average; {feed.description}")
     print()
-    header = f"{'consumer':32}" + "".join(f"{f'{feed.name} ev/s':>17}{'RSS MiB':>9}" for feed in feeds)
+    header = f"{'consumer':32}" + "".join(
+        f"{f'{feed.name} ev/s':>17}{'CPU µs/ev':>11}{'RSS MiB':>9}" for feed in feeds
+    )
     print(header + "  correctness")
     for consumer in consumers:
         cells, verdicts = "", []
         for feed in feeds:
             run = runs[(consumer, feed.name)]
-            cells += f"{run.rate:>17,.0f}{run.peak_rss_mib:>9.0f}"
+            cells += f"{run.rate:>17,.0f}{run.cpu_us:>11.0f}{run.peak_rss_mib:>9.0f}"
             verdicts.append(f"{feed.name} {'OK' if run.correct else 'WRONG'}")
         print(f"{CONSUMERS[consumer]:32}{cells}  {', '.join(verdicts)}")
     print()
@@ -256,6 +276,9 @@ def report(
         },
         "peak_rss_mib": {
             feed.name: {c: r.peak_rss_mib for (c, f), r in runs.items() if f == feed.name} for feed in feeds
+        },
+        "cpu_us_per_event": {
+            feed.name: {c: round(r.cpu_us) for (c, f), r in runs.items() if f == feed.name} for feed in feeds
         },
         "ratios": ratios(runs, feeds),
         "correct": {

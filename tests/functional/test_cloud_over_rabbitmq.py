@@ -16,6 +16,7 @@ from cloudsim.publish import publish
 from tests.conftest import RABBIT_URL, require
 from tests.functional.test_worker_rabbitmq import _conf, _delete_entities
 from tests.oracle import differences, register
+from tests.running import Running
 from tests.waiting import wait_for
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
@@ -107,4 +108,33 @@ def test_two_hundred_instances_match_the_oracle(postgresql_url, names, fmt):
         stopping.set()
         for db in databases:
             db.dispose()
+        _delete_entities(names)
+
+
+def test_a_backlog_is_acked_in_few_frames_exactly_once(postgresql_url, names, caplog):
+    """Published first, then consumed with the real prefetch by two lanes that finish out
+    of order: acks covering many deliveries at once must never ack one twice (RabbitMQ
+    would close the channel and redeliver) nor leave one unacked."""
+    require("rabbitmq")
+    cloud = Cloud(300, hosts=20)
+    messages = cloud.run(300, random.Random(7))
+    assert len(messages) > 2 * 1000  # more than the prefetch window
+    conf = _conf(postgresql_url, names)
+    conf.set_override("lanes", 2, group="worker")
+    with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+        amqp.notification_queue(conf)(connection.default_channel).declare()
+    try:
+        publish(messages, RABBIT_URL, exchange=names["nova"])
+        wait_for(lambda: _queue_depth(conf.nova_notifications.queue) == len(messages), 20)
+        running = Running(conf)
+        register(running.store, cloud)
+        with running:
+            wait_for(
+                lambda: running.worker.metrics["received"] >= len(messages) and running.worker.idle(), 300
+            )
+        assert running.worker.metrics["received"] == len(messages)  # nothing redelivered
+        assert _queue_depth(conf.nova_notifications.queue) == 0  # nothing left unacked
+        assert "connection lost" not in caplog.text
+        assert differences(running.store, cloud) == []
+    finally:
         _delete_entities(names)

@@ -20,6 +20,7 @@ from tests.running import Running
 from tests.waiting import wait_for
 from tracker import health
 from tracker.bus import amqp
+from tracker.bus.acks import Acks
 from tracker.bus.deadletter import DeadLetters, Letter
 from tracker.bus.delivery import Delivery, Session
 
@@ -220,7 +221,7 @@ def test_a_refusal_ends_once_no_letter_waits(monkeypatch, memory_conf):
     dead_letters = DeadLetters(memory_conf, stopping, lambda delivery: None)
     thread = threading.Thread(target=dead_letters.run, daemon=True)
     thread.start()
-    session = Session()
+    session = Session(Acks(None, most_held=1, longest_held=0.0))
     message = types.SimpleNamespace(body=b"{}", delivery_info={"routing_key": "x.info"})
     dead_letters.submit(Letter(Delivery(session, message), "poison"))
     wait_for(lambda: dead_letters.refusing_for() is not None, 5.0)

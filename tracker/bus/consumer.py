@@ -30,6 +30,7 @@ from oslo_config import cfg
 
 from tracker import escape
 from tracker.bus import amqp, decide
+from tracker.bus.acks import Acks
 from tracker.bus.deadletter import DeadLetters, Letter
 from tracker.bus.delivery import Delivery, Session
 from tracker.bus.lanes import Lanes
@@ -58,6 +59,8 @@ _CONNECTION_ERRORS = (
 _RELAY_GRACE = 15.0
 # A session that ended sooner than this was not healthy: wait before the next.
 _HEALTHY_SESSION = 10.0
+# Settled deliveries behind a slow one wait this long for it before being acked alone.
+_LONGEST_HELD_ACK = 1.0
 
 
 class ConfigurationError(TrackerError):
@@ -150,13 +153,11 @@ class Worker:
             )
 
     def _run_session(self) -> None:
-        session = Session()
         connection = amqp.connect(self._conf)
         failed = True
         try:
             self._connect(connection)
-            self._session = session
-            self._consume(connection, session)
+            self._consume(connection)
             failed = False
         except _CONNECTION_ERRORS as error:
             LOG.warning(
@@ -165,7 +166,8 @@ class Worker:
         finally:
             # Closed before the connection goes: nothing it still delivers, and
             # no work finished later, is applied or acked (see Delivery).
-            session.close()
+            if self._session is not None:
+                self._session.close()
             self._session = None
             self.consuming.clear()
             self._paused = False
@@ -176,17 +178,26 @@ class Worker:
         retrying(connection.ensure_connection, max_retries=1)
         LOG.info("connected to %s", connection.as_uri())
 
-    def _consume(self, connection: kombu.Connection, session: Session) -> None:
+    def _consume(self, connection: kombu.Connection) -> None:
         channel = connection.channel()
         amqp.refuse_compression(channel)
         notifications = self._declare(channel)
+        prefetch = self._conf.nova_notifications.prefetch_count
+        acks = Acks(
+            channel,
+            most_held=prefetch // 4,
+            longest_held=_LONGEST_HELD_ACK,
+            multiple=connection.transport.driver_type == "amqp",
+        )
+        session = Session(acks)
+        self._session = session
         consumer = kombu.Consumer(
             channel,
             queues=[notifications],
             on_message=functools.partial(self._on_message, session),
             on_decode_error=functools.partial(self._on_undecodable, session),
         )
-        consumer.qos(prefetch_count=self._conf.nova_notifications.prefetch_count)
+        consumer.qos(prefetch_count=prefetch)
         with consumer:
             LOG.info("consuming %s bound to %s", notifications.name, amqp.notification_topics(self._conf))
             self.consuming.set()
@@ -261,7 +272,7 @@ class Worker:
                 connection.drain_events(timeout=0.05)
             connection.heartbeat_check()
         self._lanes.stop(self._shutdown_time_left())
-        self._settle()
+        self._settle(final=True)
         if self._in_flight():
             LOG.warning("%d messages unfinished at shutdown; RabbitMQ will redeliver them", self._in_flight())
 
@@ -271,7 +282,7 @@ class Worker:
         if not session.open:
             return  # handed over while the connection closes: RabbitMQ redelivers it
         self.metrics.incr("received")
-        delivery = Delivery(session, message)
+        delivery = self._received(session, message)
         compression = (message.headers or {}).get(amqp.REFUSED_COMPRESSION_HEADER)
         if compression is not None:
             # its body means something else than its bytes: kept as size and digest only
@@ -292,7 +303,7 @@ class Worker:
         elif decision.kind == decide.IGNORE:
             self.metrics.incr("ignored")
             LOG.debug("ignored %s: %s", escape.text(decision.event_type), decision.reason)
-            message.ack()
+            self._ack(delivery)
         else:
             self._set_aside(delivery, decision.reason)
 
@@ -301,8 +312,13 @@ class Worker:
         if session.open:
             self.metrics.incr("received")
             self._set_aside(
-                Delivery(session, message), f"undecodable by kombu: {type(error).__name__}: {error}"
+                self._received(session, message), f"undecodable by kombu: {type(error).__name__}: {error}"
             )
+
+    @staticmethod
+    def _received(session: Session, message: Any) -> Delivery:
+        session.acks.received(message.delivery_tag)
+        return Delivery(session, message)
 
     def _set_aside(self, delivery: Delivery, reason: str, whole: bool = True) -> None:
         """``whole``: keep the body (context removed); else only its size and digest."""
@@ -343,13 +359,15 @@ class Worker:
 
     # -- the one place that acknowledges -------------------------------------------------
 
-    def _settle(self) -> None:
+    def _settle(self, final: bool = False) -> None:
         while True:
             try:
                 result = self._results.get_nowait()
             except queue.Empty:
-                return
+                break
             self._settle_one(result)
+        if self._session is not None:
+            self._session.acks.flush(final)
 
     def _settle_one(self, result: Result) -> None:
         delivery = result.delivery
@@ -360,11 +378,16 @@ class Worker:
             return
         if isinstance(result, Applied):
             self._monitor.outcome(result.event, result.outcome)
-            delivery.message.ack()
+            self._ack(delivery)
         elif isinstance(result, DeadLettered):
             self.metrics.incr("dead_lettered")
-            delivery.message.ack()
+            self._ack(delivery)
         elif isinstance(result, Refused):
             self._set_aside(delivery, result.reason)
         else:
             self.metrics.incr("left_for_redelivery")  # stopping while the database was down
+
+    @staticmethod
+    def _ack(delivery: Delivery) -> None:
+        """Acknowledged with its neighbours at the end of this settling round."""
+        delivery.session.acks.settled(delivery.message.delivery_tag)

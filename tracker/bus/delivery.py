@@ -10,12 +10,15 @@ channel; RabbitMQ redelivers them, and applying one twice changes nothing.
 import dataclasses
 from typing import Any
 
+from tracker.bus.acks import Acks
+
 
 class Session:
-    """One connection's consuming lifetime; ``open`` only goes from True to False."""
+    """One channel's consuming lifetime; ``open`` only goes from True to False."""
 
-    def __init__(self) -> None:
+    def __init__(self, acks: Acks) -> None:
         self.open = True
+        self.acks = acks
 
     def close(self) -> None:
         self.open = False
