@@ -43,13 +43,14 @@ def _with_port(netloc: str) -> str:
     return f"{credentials}@{address}" if credentials else address
 
 
-def connect(conf: cfg.ConfigOpts) -> kombu.Connection:
-    """A connection with publisher confirms: a publish returns once the broker has it."""
+def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection:
+    """With ``confirm_each``, a publish returns once the broker has it; without, the
+    caller selects confirms and waits for them itself (see publisher.Confirms)."""
     return kombu.Connection(
         broker_urls(conf.transport_url),
         heartbeat=conf.worker.heartbeat,
         failover_strategy="round-robin",
-        transport_options={"confirm_publish": True},
+        transport_options={"confirm_publish": confirm_each},
     )
 
 

@@ -89,7 +89,7 @@ class Relay:
 
     def _ensure_publisher(self) -> CapacityPublisher:
         if self._publisher is None:
-            self._connection = amqp.connect(self._conf)
+            self._connection = amqp.connect(self._conf, confirm_each=False)
             self._connection.ensure_connection(max_retries=1)
             self._publisher = CapacityPublisher(self._connection, self._conf)
         return self._publisher

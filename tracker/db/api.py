@@ -180,22 +180,23 @@ class Store:
         are absolute, older ones say nothing more. If ``publish`` fails the
         rows stay for the next round.
         """
+        outbox: sa.Table = CapacityOutbox.__table__  # type: ignore[assignment]
         with self.db.transaction() as session:
             query = (
-                sa.select(CapacityOutbox)
-                .order_by(CapacityOutbox.id)
+                sa.select(outbox.c.id, outbox.c.node_id, outbox.c.generation, outbox.c.payload)
+                .order_by(outbox.c.id)
                 .limit(batch_size)
                 .with_for_update(skip_locked=True)
             )
-            rows = list(session.scalars(query))
+            rows = session.execute(query).all()
             if not rows:
                 return 0
-            newest: dict[int, CapacityOutbox] = {}
+            newest: dict[int, Any] = {}
             for row in rows:
                 if row.node_id not in newest or row.generation > newest[row.node_id].generation:
                     newest[row.node_id] = row
             publish([json.loads(row.payload) for row in sorted(newest.values(), key=lambda r: r.id)])
-            session.execute(sa.delete(CapacityOutbox).where(CapacityOutbox.id.in_([r.id for r in rows])))
+            session.execute(sa.delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
             return len(rows)
 
 
