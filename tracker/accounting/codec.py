@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import functools
 from typing import Any
 
 from tracker.accounting.state import InstanceState, Location, Move
@@ -10,11 +11,18 @@ from tracker.events.model import Flavor, InstanceEvent
 
 def dump(value: Any) -> Any:
     """Dataclasses to dicts, datetimes to ISO strings; inverse of the loaders below."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime.datetime):
         return value.isoformat()
-    return value
+    names = _field_names(type(value))
+    if names is None:
+        return value
+    return {name: dump(getattr(value, name)) for name in names}
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """Per class, once: every event and state of a batch is dumped (the hot path)."""
+    return tuple(field.name for field in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
 
 
 def load_flavor(data: dict[str, Any] | None) -> Flavor | None:

@@ -83,7 +83,8 @@ class Record:
 
     def knows(self, event: InstanceEvent) -> bool:
         """Redelivered (same message id) or republished (same action, host and time)."""
-        return any(k.message_id == event.message_id or k.dedupe_key == event.dedupe_key for k in self.kept)
+        message_id, dedupe_key = event.message_id, event.dedupe_key
+        return any(k.message_id == message_id or k.dedupe_key == dedupe_key for k in self.kept)
 
     def is_stale(self, event: InstanceEvent) -> bool:
         """Older than the snapshot: it can no longer be put in its place."""
