@@ -2,7 +2,6 @@
 
 import dataclasses
 import datetime
-import functools
 from typing import Any
 
 from tracker.accounting.state import InstanceState, Location, Move
@@ -13,16 +12,21 @@ def dump(value: Any) -> Any:
     """Dataclasses to dicts, datetimes to ISO strings; inverse of the loaders below."""
     if isinstance(value, datetime.datetime):
         return value.isoformat()
-    names = _field_names(type(value))
+    cls = type(value)
+    names = _FIELD_NAMES[cls] if cls in _FIELD_NAMES else _field_names(cls)
     if names is None:
         return value
     return {name: dump(getattr(value, name)) for name in names}
 
 
-@functools.cache
+# Per class, found once: every event and state of a batch is dumped (the hot path).
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...] | None:
-    """Per class, once: every event and state of a batch is dumped (the hot path)."""
-    return tuple(field.name for field in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+    names = tuple(field.name for field in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+    _FIELD_NAMES[cls] = names
+    return names
 
 
 def load_flavor(data: dict[str, Any] | None) -> Flavor | None:

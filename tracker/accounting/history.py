@@ -11,10 +11,11 @@ everything is folded: the tombstone refuses whatever comes later.
 
 import dataclasses
 import datetime
+import functools
 import json
 from collections.abc import Sequence
 
-from tracker.accounting import codec, lifecycle
+from tracker.accounting import allocations, codec, lifecycle
 from tracker.accounting.state import InstanceState
 from tracker.events.model import InstanceEvent
 
@@ -148,6 +149,18 @@ class Step:
     verdict: str | None
     before: InstanceState | None
     after: InstanceState | None
+
+    @functools.cached_property
+    def held_after(self) -> tuple[allocations.Allocation, ...]:
+        """What the instance holds after the event (asked for several times per batch)."""
+        return allocations.allocations(self.after) if self.after is not None else ()
+
+    @functools.cached_property
+    def moves(self) -> bool:
+        """Folded, and its allocations differ from the state before (most events' do not)."""
+        if self.verdict is not None or self.after is None:
+            return False
+        return self.before is None or allocations.allocations(self.before) != self.held_after
 
 
 def fold(

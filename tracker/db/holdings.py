@@ -35,19 +35,12 @@ class Plan:
     projects: dict[str, Change] = dataclasses.field(default_factory=dict)
 
 
-def may_move(step: Step) -> bool:
-    """Folded, and its allocations differ from the state before (most events' do not)."""
-    if step.verdict is not None or step.after is None:
-        return False
-    return step.before is None or alloc.allocations(step.before) != alloc.allocations(step.after)
-
-
 def touched_hosts(steps: Iterable[Step], initial: Mapping[str, Holdings]) -> set[str]:
     """Hosts whose nodes the batch may change: their rows are locked before resolving."""
     hosts: set[str] = set()
     for step in steps:
-        if may_move(step) and step.after is not None:
-            hosts.update(held.location.host for held in alloc.allocations(step.after))
+        if step.moves:
+            hosts.update(held.location.host for held in step.held_after)
             hosts.update(node[0] for node, _role in initial.get(step.event.instance_uuid, {}))
     return hosts
 
@@ -71,11 +64,11 @@ def _plan_step(
 ) -> tuple[NodeKey, ...] | None:
     if step.verdict is not None or step.after is None:
         return None
-    if not may_move(step):
+    if not step.moves:
         return ()
     uuid = step.event.instance_uuid
     old = current.get(uuid, {})
-    wanted = alloc.allocations(step.after)
+    wanted = step.held_after
     nodes = catalogue.resolve([held.location for held in wanted], _hosts_of(old))
     new = {(node, held.role): held.usage for node, held in zip(nodes, wanted, strict=True)}
     if new == old:
