@@ -1,5 +1,7 @@
 """Acknowledgements in few frames: never twice, never early, never held for ever."""
 
+import tracemalloc
+
 import hypothesis
 import hypothesis.strategies as st
 
@@ -133,3 +135,30 @@ def test_two_lanes_settling_interleaved_batches_take_few_frames():
             acks.flush()
     assert broker.unacked == set()
     assert len(broker.frames) <= 10
+
+
+class CountingChannel:
+    def __init__(self) -> None:
+        self.acks = 0
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        self.acks += 1
+
+
+def test_memory_stays_bounded_while_one_delivery_is_stuck_for_ever():
+    """A lane blocked for hours while the others go on: nothing may grow per message."""
+    channel = CountingChannel()
+    acks = Acks(channel, most_held=250, longest_held=60.0)
+    acks.received(1)  # never settled
+    tracemalloc.start()
+    for start in range(2, 200_002, 500):
+        for tag in range(start, start + 500):
+            acks.received(tag)
+        for tag in range(start, start + 500):
+            acks.settled(tag)
+        acks.flush()
+    _size, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert acks.held() < 250
+    assert channel.acks == 200_000  # each acked alone, behind the stuck one
+    assert peak < 512 * 1024

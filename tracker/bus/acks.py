@@ -15,7 +15,6 @@ acknowledgement per delivery, as before.
 Used by the consumer thread alone: it owns the channel.
 """
 
-import collections
 import time
 from typing import Any
 
@@ -26,42 +25,46 @@ class Acks:
         self._multiple = multiple
         self._most_held = max(1, most_held)
         self._longest_held = longest_held
-        self._unsettled: collections.deque[int] = collections.deque()  # receive order
+        # Received, not settled; insertion order is tag order. Bounded by the
+        # prefetch window, unlike a record of every tag acked behind a slow one.
+        self._in_flight: dict[int, None] = {}
         self._settled: dict[int, float] = {}  # tag → when settled, not yet acknowledged
-        self._acked_alone: set[int] = set()  # acknowledged one by one, still in _unsettled
+        self._changed = False
 
     def received(self, tag: int) -> None:
         if self._multiple:
-            self._unsettled.append(tag)
+            self._in_flight[tag] = None
 
     def settled(self, tag: int) -> None:
         """``tag`` may be acknowledged: its effect is committed, or its letter confirmed."""
+        self._in_flight.pop(tag, None)
         self._settled[tag] = time.monotonic()
+        self._changed = True
 
     def held(self) -> int:
         return len(self._settled)
 
     def flush(self, final: bool = False) -> None:
         """Acknowledge the settled prefix in one frame; those behind a gap, if held too long."""
-        last = None
-        while self._unsettled and (
-            self._unsettled[0] in self._settled or self._unsettled[0] in self._acked_alone
-        ):
-            tag = self._unsettled.popleft()
-            if tag in self._acked_alone:
-                self._acked_alone.discard(tag)
-            else:
-                del self._settled[tag]
-                last = tag
-        if last is not None:
-            self._channel.basic_ack(last, multiple=True)
+        if self._changed and self._multiple:
+            self._ack_prefix()
+        self._changed = False
         if self._settled and (final or not self._multiple or self._held_too_long()):
             for tag in sorted(self._settled):
                 self._channel.basic_ack(tag)
-            if self._multiple:  # else receive order is not kept: nothing to skip later
-                self._acked_alone.update(self._settled)
             self._settled.clear()
 
+    def _ack_prefix(self) -> None:
+        """Every tag below the lowest one in flight is settled or acknowledged already:
+        one ``multiple`` ack up to the highest settled one covers them (RabbitMQ only
+        requires that tag itself to be unacknowledged)."""
+        lowest_in_flight = next(iter(self._in_flight), None)
+        ready = [tag for tag in self._settled if lowest_in_flight is None or tag < lowest_in_flight]
+        if ready:
+            self._channel.basic_ack(max(ready), multiple=True)
+            for tag in ready:
+                del self._settled[tag]
+
     def _held_too_long(self) -> bool:
-        oldest = min(self._settled.values())
+        oldest = next(iter(self._settled.values()))  # insertion order: settled first
         return len(self._settled) >= self._most_held or time.monotonic() - oldest >= self._longest_held
