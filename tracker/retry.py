@@ -80,10 +80,13 @@ def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
     return tenacity.wait_random_exponential(multiplier=max(initial, 0.001), max=maximum)
 
 
-def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -> tenacity.Retrying:
+def db_retrying(
+    conf: cfg.ConfigOpts, stopping: threading.Event | None = None, what: str = "database"
+) -> tenacity.Retrying:
     """Retry transient database faults until they pass or ``stopping`` is set.
 
     Giving up leaves the message unacknowledged, so RabbitMQ redelivers it.
+    ``what`` names the database in the retry log lines.
     """
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient_db_error),
@@ -91,7 +94,7 @@ def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -
         stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
         sleep=_sleeper(stopping),
         reraise=True,
-        before_sleep=log_retry("database"),
+        before_sleep=log_retry(what),
     )
 
 

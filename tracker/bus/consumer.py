@@ -39,7 +39,7 @@ from tracker.bus.outcomes import Applied, DeadLettered, Refused, Result, Unappli
 from tracker.bus.relay import Relay
 from tracker.db.api import Store, Verdict
 from tracker.db.apply import Outcome, PoisonEvent
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
 from tracker.retry import is_transient_db_error, reconnect_retrying
@@ -63,7 +63,7 @@ _HEALTHY_SESSION = 10.0
 _LONGEST_HELD_ACK = 1.0
 
 
-class ConfigurationError(TrackerError):
+class ConfigurationError(ConfigError):
     """The broker refused our declarations: retrying cannot help, an operator must."""
 
 
@@ -174,7 +174,9 @@ class Worker:
             (amqp.discard if failed else amqp.close)(connection)
 
     def _connect(self, connection: kombu.Connection) -> None:
-        retrying = reconnect_retrying(self._conf, self._stopping, _CONNECTION_ERRORS, "RabbitMQ connect")
+        retrying = reconnect_retrying(
+            self._conf, self._stopping, _CONNECTION_ERRORS, f"RabbitMQ connect to {amqp.describe(self._conf)}"
+        )
         retrying(connection.ensure_connection, max_retries=1)
         LOG.info("connected to %s", connection.as_uri())
 

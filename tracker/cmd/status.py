@@ -27,6 +27,10 @@ cli_opts = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    return common.run(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     conf = common.parse_args(argv, cli_opts, description="Show node capacity and project usage.")
     if conf.check_health:
         return check_health(conf)

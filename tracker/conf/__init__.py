@@ -12,11 +12,13 @@ from tracker.conf import (
     database,
     default,
     nova_notifications,
+    rabbit,
     worker,
 )
 
 _MODULES = (
     default,
+    rabbit,
     database,
     nova_notifications,
     capacity_notifications,
