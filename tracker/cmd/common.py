@@ -44,25 +44,34 @@ def run(main: Callable[[], int]) -> int:
     return code
 
 
-def parse_args(
+def start(
     argv: list[str] | None,
     cli_opts: list[cfg.Opt] | tuple[()] = (),
     description: str = "",
     *,
     log_to_stderr: bool = True,
 ) -> cfg.ConfigOpts:
-    """A fresh ConfigOpts with every tracker and oslo.log option plus the script's
-    CLI options, parsed, every value checked, logging set up.
+    """What a console script does first: :func:`parse_args`, then logging.
 
     ``log_to_stderr``: commands whose standard output is their result log to
     stderr unless told otherwise; the worker keeps oslo.log's default.
     """
+    conf = parse_args(argv, cli_opts, description)
+    if log_to_stderr:
+        conf.set_default("use_stderr", True)
+    setup_logging(conf)
+    return conf
+
+
+def parse_args(
+    argv: list[str] | None, cli_opts: list[cfg.Opt] | tuple[()] = (), description: str = ""
+) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts with every tracker and oslo.log option plus the script's
+    CLI options, parsed, every value checked."""
     conf = cfg.ConfigOpts()
     tracker_conf.register_opts(conf)
     oslo_log.register_options(conf)
     oslo_log.set_defaults(default_log_levels=[*oslo_log.get_default_log_levels(), *_LOG_LEVELS])
-    if log_to_stderr:
-        conf.set_default("use_stderr", True)
     conf.register_cli_opts(cli_opts)
     conf(
         args=sys.argv[1:] if argv is None else argv,
@@ -72,14 +81,12 @@ def parse_args(
     )
     check.check_values(conf)
     amqp.broker_urls(conf.transport_url)  # an unsupported scheme is a ConfigError now
-    setup_logging(conf)
-    for unknown in check.unknown_options(conf):
-        LOG.warning("ignoring unknown %s: no such option (misspelt?)", unknown)
     return conf
 
 
 def setup_logging(conf: cfg.ConfigOpts) -> None:
-    """oslo.log, with its text formatter made data-safe: one record, one line."""
+    """oslo.log, with its text formatter made data-safe: one record, one line; then
+    the configuration's unknown sections and options, named."""
     oslo_log.setup(conf, "tracker", version=tracker.__version__)
     for handler in logging.getLogger().handlers:
         if type(handler.formatter) is formatters.ContextFormatter:
@@ -91,6 +98,8 @@ def setup_logging(conf: cfg.ConfigOpts) -> None:
                     config=conf,
                 )
             )
+    for unknown in check.unknown_options(conf):
+        LOG.warning("ignoring unknown %s: no such option (misspelt?)", unknown)
 
 
 def database(conf: cfg.ConfigOpts, *, create: bool = False, schema: bool = True) -> Database:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     command = cfg.SubCommandOpt("command", handler=_add_parsers, help="What to do.")
-    conf = common.parse_args(argv, [command], description="Manage the tracker.")
+    conf = common.start(argv, [command], description="Manage the tracker.")
     func: Callable[[cfg.ConfigOpts, Store], int] | None = getattr(conf.command, "func", None)
     if func is None:
         print("usage: tracker-manage {db sync|db version|node set|node list|replay|audit}", file=sys.stderr)

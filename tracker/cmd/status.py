@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    conf = common.parse_args(argv, cli_opts, description="Show node capacity and project usage.")
+    conf = common.start(argv, cli_opts, description="Show node capacity and project usage.")
     if conf.check_health:
         return check_health(conf)
     store = Store(common.database(conf), conf)

@@ -27,9 +27,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    conf = common.parse_args(
-        argv, description="Account Nova instance usage from notifications.", log_to_stderr=False
-    )
+    description = "Account Nova instance usage from notifications."
+    conf = common.start(argv, description=description, log_to_stderr=False)
     stopping = threading.Event()
     _stop_on_signals(stopping)
     _reload_on_sighup(conf, stopping)
