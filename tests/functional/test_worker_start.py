@@ -1,12 +1,15 @@
 """The real ``tracker-worker`` process at start and under SIGHUP: a database down at
 start is waited for, as the broker is; SIGHUP reloads the log level."""
 
+import itertools
+import logging
 import time
 
 import kombu
 import pytest
 
-from tests.functional.test_faults import INFO, Rig, WorkerProcess, feed, verdict, wait_until
+from tests.conftest import RABBIT_URL
+from tests.functional.test_faults import INFO, Rig, ThreadWorker, WorkerProcess, feed, verdict, wait_until
 from tests.functional.test_faults_network import _through
 from tests.proxy import Proxy
 from tracker.bus import amqp
@@ -73,3 +76,25 @@ def _publish_to_a_running_worker(rig, bodies):
             producer.publish(
                 body, exchange=amqp.nova_exchange(rig.conf), routing_key=INFO, content_type="application/json"
             )
+
+
+def test_sessions_refused_by_the_broker_restart_with_a_bounded_growing_delay(
+    tmp_path, names, postgresql_url, caplog
+):
+    """Issue 11: a refused queue declaration once made the worker reconnect 1 664 times in 2 s."""
+    caplog.set_level(logging.WARNING, logger="tracker.bus.consumer")
+    with Rig(tmp_path, names, postgresql_url) as rig:
+        rig.broker.delete([rig.queue], [])
+        holder = kombu.Connection(amqp.broker_urls(RABBIT_URL)[0])
+        # another connection's exclusive queue of our name: RabbitMQ refuses our declaration (405)
+        kombu.Queue(rig.queue, exclusive=True)(holder.default_channel).declare()
+        with ThreadWorker(rig) as running:
+            time.sleep(4.0)
+            refusals = [r.created for r in caplog.records if "RESOURCE_LOCKED" in r.getMessage()]
+            assert not running.worker.consuming.is_set()
+            holder.close()  # its exclusive queue goes with it: the next session consumes
+            wait_until(running.worker.consuming.is_set, 10, "consuming once the declaration is accepted")
+    gaps = [b - a for a, b in itertools.pairwise(refusals)]
+    # reconnect_initial_backoff 0.2 doubling to reconnect_max_backoff 1.0: 0.2, 0.4, 0.8, 1.0, 1.0…
+    assert 3 <= len(refusals) <= 8, refusals
+    assert gaps[0] >= 0.15 and gaps[1] > gaps[0] * 1.5 and max(gaps) < 1.0 + 1.0, gaps

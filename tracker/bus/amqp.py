@@ -100,6 +100,42 @@ def _hostname(netloc: str) -> str:
     return address.rpartition(":")[0] if address.rpartition(":")[2].isdigit() else address
 
 
+def check_tls(conf: cfg.ConfigOpts) -> None:
+    """With TLS on, try the broker once: a certificate the CA file does not trust, a
+    refused client certificate or an unreadable TLS file is a ConfigError now, in one
+    line, instead of reconnecting forever. An unreachable broker is left to the
+    worker's reconnection."""
+    if not ssl_options(conf):
+        return
+    connection = connect(conf)
+    try:
+        connection.ensure_connection(max_retries=0)  # one attempt: retrying is the worker's job
+    except Exception as error:
+        refusal = _tls_refusal(error)
+        if refusal:
+            settings = _tls_settings(conf)
+            raise ConfigError(
+                f"TLS to RabbitMQ at {describe(conf)} failed: {refusal}; check [oslo_messaging_rabbit] "
+                f"ssl_ca_file ({settings['ssl_ca_file'] or 'unset'}), ssl_cert_file and ssl_key_file"
+            ) from error
+    finally:
+        discard(connection)
+
+
+def _tls_refusal(error: BaseException) -> str | None:
+    """What TLS refused, found in kombu's wrapping; None when it is not about TLS."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"the broker's certificate is not trusted ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"the handshake failed ({seen.reason or seen})"
+        if isinstance(seen, OSError) and seen.filename:
+            return f"cannot read {seen.filename} ({seen.strerror})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection:
     """With ``confirm_each``, a publish returns once the broker has it; without, the
     caller selects confirms and waits for them itself (see publisher.Confirms)."""

@@ -8,6 +8,7 @@ import types
 import sqlalchemy.exc
 from oslo_config import cfg
 
+from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.cmd import common
 from tracker.db import migration
@@ -33,6 +34,8 @@ def _main(argv: list[str] | None) -> int:
     _stop_on_signals(stopping)
     _reload_on_sighup(conf, stopping)
     try:
+        LOG.info("broker: %s", amqp.describe(conf))
+        amqp.check_tls(conf)
         db = _database(conf, stopping)
         if db is None:
             return 0  # stopped while waiting for the database
