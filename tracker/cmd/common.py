@@ -19,7 +19,7 @@ from tracker.bus import amqp
 from tracker.conf import check
 from tracker.db import migration
 from tracker.db.engine import Database, describe
-from tracker.errors import OperatorError
+from tracker.errors import ConfigError, OperatorError
 
 LOG = logging.getLogger(__name__)
 
@@ -87,7 +87,13 @@ def parse_args(
 def setup_logging(conf: cfg.ConfigOpts) -> None:
     """oslo.log, with its text formatter made data-safe: one record, one line; then
     the configuration's unknown sections and options, named."""
-    oslo_log.setup(conf, "tracker", version=tracker.__version__)
+    try:
+        oslo_log.setup(conf, "tracker", version=tracker.__version__)
+    except OSError as error:  # a log file or directory that cannot be written
+        raise ConfigError(f"cannot open the log file: {error}") from error
+    except RuntimeError as error:  # use_journal or use_syslog where they cannot work
+        hint = ": pip install 'tracker[systemd]' for use_journal" if conf.use_journal else ""
+        raise ConfigError(f"cannot set up logging ({error}){hint}") from error
     for handler in logging.getLogger().handlers:
         if type(handler.formatter) is formatters.ContextFormatter:
             handler.setFormatter(
@@ -110,7 +116,7 @@ def database(conf: cfg.ConfigOpts, *, create: bool = False, schema: bool = True)
     """
     db = Database.from_conf(conf)
     if not create:
-        _exists(db)
+        require_file(db)
     current = schema_revision(db)
     if schema and current != migration.head():
         db.dispose()
@@ -121,7 +127,8 @@ def database(conf: cfg.ConfigOpts, *, create: bool = False, schema: bool = True)
     return db
 
 
-def _exists(db: Database) -> None:
+def require_file(db: Database) -> None:
+    """A SQLite database must have been created by ``db sync``: no other command makes one."""
     path = db.engine.url.database
     if db.dialect == "sqlite" and path not in (None, "", ":memory:") and not os.path.exists(path):
         raise OperatorError(f"no SQLite database at {path}: run 'tracker-manage db sync' to create it")

@@ -54,6 +54,7 @@ def _database(conf: cfg.ConfigOpts, stopping: threading.Event) -> Database | Non
     unreachable; None if told to stop meanwhile. Anything an operator must fix
     (no such database, wrong password, no schema) is an OperatorError at once."""
     db = Database.from_conf(conf)
+    common.require_file(db)
     where = describe(db.engine.url)
     LOG.info("database: %s", where)
     try:
