@@ -33,7 +33,7 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_commands_run_outside_the_tre
         names = archive.namelist()
         metadata = email.message_from_bytes(archive.read(next(n for n in names if n.endswith("/METADATA"))))
     assert any(n.endswith("/LICENSE") for n in names)
-    assert "## What it is" in metadata.get_payload()
+    assert "## Deploying" in metadata.get_payload()
     assert metadata["License"] == "Apache-2.0" or "Apache" in (metadata["License-Expression"] or "")
 
     # A fresh venv, nothing inherited: every dependency comes from the wheel's metadata.
