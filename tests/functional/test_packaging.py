@@ -34,7 +34,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_commands_run_outside_the_tre
         metadata = email.message_from_bytes(archive.read(next(n for n in names if n.endswith("/METADATA"))))
     assert any(n.endswith("/LICENSE") for n in names)
     assert "## Deploying" in metadata.get_payload()
-    assert metadata["License"] == "Apache-2.0" or "Apache" in (metadata["License-Expression"] or "")
+    assert metadata["License"] == "Apache-2.0" and metadata["License-File"] == "LICENSE"
+    assert metadata["Description-Content-Type"] == "text/markdown"
 
     # A fresh venv, nothing inherited: every dependency comes from the wheel's metadata.
     venv = tmp_path / "venv"

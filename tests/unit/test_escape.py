@@ -35,7 +35,9 @@ def _logger(stream):
     conf = cfg.ConfigOpts()
     oslo_log.register_options(conf)
     conf([])
+    # both formats: a test before may have left an oslo.context request context current
     conf.set_override("logging_default_format_string", "%(levelname)s %(message)s")
+    conf.set_override("logging_context_format_string", "%(levelname)s %(message)s")
     conf.set_override("logging_exception_prefix", "TRACE %(name)s ")
     logger = logging.getLogger(f"test-escape-{id(stream)}")
     handler = logging.StreamHandler(stream)

@@ -58,13 +58,7 @@ def test_use_json_gives_one_json_document_per_line(tmp_path):
 def test_use_journal_without_the_systemd_bindings_is_one_line(tmp_path):
     config = tmp_path / "tracker.conf"
     config.write_text("[DEFAULT]\nuse_journal = true\n")
-    result = subprocess.run(
-        [shutil.which("tracker-status", path=BIN), "--config-file", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _status(config)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "tracker-status: error: cannot set up logging (Systemd bindings do not exist): "
@@ -75,15 +69,19 @@ def test_use_journal_without_the_systemd_bindings_is_one_line(tmp_path):
 def test_an_unwritable_log_file_is_one_line(tmp_path):
     config = tmp_path / "tracker.conf"
     config.write_text(f"[DEFAULT]\nlog_file = {tmp_path}/no/such/dir/tracker.log\n")
-    result = subprocess.run(
+    result = _status(config)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        "tracker-status: error: cannot open the log file: [Errno 2] No such file or directory"
+    )
+
+
+def _status(config):
+    return subprocess.run(
         [shutil.which("tracker-status", path=BIN), "--config-file", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.splitlines()
-    assert line.startswith(
-        "tracker-status: error: cannot open the log file: [Errno 2] No such file or directory"
     )

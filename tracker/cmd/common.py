@@ -40,6 +40,8 @@ def run(main: Callable[[], int]) -> int:
         code, message = 2, f"{error}: check --config-file"
     except oslo_log.LogConfigError as error:
         code, message = 2, str(error)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C on tracker-status --watch: the shell's code, no traceback
     print(f"{prog}: error: {escape.text(message, 2000)}", file=sys.stderr)
     return code
 
