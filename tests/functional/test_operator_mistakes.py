@@ -239,7 +239,7 @@ def test_the_broker_is_named_by_host_and_port_never_its_password(tmp_path, postg
         lines = []
         for line in worker.stdout:
             lines.append(line)
-            if "attempt 1," in line:
+            if "RabbitMQ connect to" in line:
                 break
     finally:
         worker.terminate()
