@@ -17,7 +17,7 @@ from sqlalchemy import orm
 from tracker import escape
 from tracker.accounting import history
 from tracker.db import apply as applying
-from tracker.db import batch_write, flavors
+from tracker.db import batch_write, flavors, requests
 from tracker.db import capacity as node_capacity
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
@@ -83,7 +83,11 @@ class Store:
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
             return applying.apply_batch(
-                connection, events, self._conf.accounting.history_limit, self._defaults
+                connection,
+                events,
+                self._conf.accounting.history_limit,
+                self._defaults,
+                self._conf.accounting.disk_rounding,
             )
 
     def apply(self, event: InstanceEvent) -> applying.Outcome:
@@ -163,6 +167,8 @@ class Store:
         only weight.
         """
         with self.db.transaction() as session:
+            # failures no request named in all that time never will be
+            requests.forget_parked(session.connection(), history.time_text(deleted_before))
             result = session.execute(
                 sa.delete(Instance)
                 .where(Instance.deleted.is_(True), Instance.updated_at < deleted_before)

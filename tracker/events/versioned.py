@@ -10,8 +10,8 @@ from typing import Any
 
 from tracker.errors import InvalidPayload
 from tracker.events import fields
-from tracker.events.envelope import Notification
-from tracker.events.model import Flavor, InstanceEvent
+from tracker.events.envelope import MAX_REQUEST_ID, Notification
+from tracker.events.model import FAILURE, UNROUTED, Failure, Flavor, InstanceEvent
 
 DATA_KEY = "nova_object.data"
 
@@ -58,15 +58,41 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
-        request_id=_request_id(data),
+        # InstancePayload.request_id is the context's; the envelope's is the fallback
+        request_id=_request_id(data) or notification.request_id,
+    )
+
+
+def parse_exception(notification: Notification) -> InstanceEvent | None:
+    """``compute.exception``: which instance it concerns is found by its request id.
+
+    Without a request id nothing ties it to an action: it is ignored.
+    """
+    if notification.request_id is None:
+        return None
+    data = object_data(notification.payload, "payload")
+    return InstanceEvent(
+        message_id=notification.message_id,
+        action=FAILURE,
+        timestamp=notification.timestamp,
+        publisher_host=notification.publisher_host,
+        instance_uuid=UNROUTED,
+        project_id=None,
+        host=None,
+        node=None,
+        vm_state=None,
+        task_state=None,
+        flavor=None,
+        request_id=notification.request_id,
+        failure=Failure(exception=fields.optional_text(data, "exception")),
     )
 
 
 def _request_id(data: Mapping[str, Any]) -> str | None:
-    """Nova's request id, for log lines only: a malformed one is dropped, never a
-    reason to refuse an event that counts."""
+    """Nova's request id, for matching failures and for log lines: a malformed one is
+    dropped, never a reason to refuse an event that counts."""
     value = data.get("request_id")
-    if isinstance(value, str) and value.isprintable() and len(value) <= fields.MAX_NAME:
+    if isinstance(value, str) and value.isprintable() and 0 < len(value) <= MAX_REQUEST_ID:
         return value
     return None
 
