@@ -5,11 +5,16 @@ and state at each step); after every step the usage of every node is checked
 against what Nova's resource tracker holds at that point.
 """
 
-import pytest
+import datetime
 
+import pytest
+import sqlalchemy as sa
+
+from tests import factories
 from tests.steps import NEW, NODES, OLD, Step, hold, plus, render
 from tracker.bus import decide
 from tracker.db.api import NodeInventory
+from tracker.db.models import ParkedFailure
 
 A_OLD = {"A": hold(OLD, 1)}
 B_OLD = {"B": hold(OLD, 1)}
@@ -461,3 +466,35 @@ def test_project_usage_includes_move_holds(store, fmt):
         "local_gb": 21 + 45,
         "instances": 1,
     }
+
+
+@pytest.mark.parametrize("fmt", ["versioned", "legacy"])
+def test_failure_arriving_before_the_events_of_its_request(store, fmt):
+    """Errors travel on their own queue: the failure may be consumed first. A versioned
+    one is parked until an event names its request, then folded in at its time."""
+    _register(store)
+    steps = FAILURE_SCENARIOS["resize_fails_on_source_frees_the_destination"]
+    events = [
+        decide.decide(render(step, fmt, "inst-1", second), 1 << 20).event
+        for second, step in enumerate(steps, 1)
+    ]
+    statuses = [store.apply(event).status for event in [events[-1], *events[:-1]]]
+    assert statuses[0] == ("parked" if fmt == "versioned" else "unchanged")
+    assert _usage(store) == A_OLD
+    assert store.audit() == []
+
+
+def test_parked_failures_no_event_names_are_purged(store):
+    _register(store)
+    step = Step("failure:resize_instance", "A", "A", request="req-x")
+    failure = decide.decide(render(step, "versioned", "i", 1), 1 << 20)
+    assert store.apply(failure.event).status == "parked"
+    store.purge_tombstones(factories.T0)
+    assert _parked(store) == 1  # not older than the cutoff
+    store.purge_tombstones(factories.T0 + datetime.timedelta(days=1))
+    assert _parked(store) == 0
+
+
+def _parked(store):
+    with store.db.transaction() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(ParkedFailure))

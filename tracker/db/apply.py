@@ -64,7 +64,8 @@ def apply_batch(
     """
     routed = requests.route(connection, events)
     outcomes = _apply_routed(connection, routed.events, history_limit, defaults, rounding)
-    requests.record(connection, routed)
+    folded = {i for i, outcome in enumerate(outcomes) if outcome.status in (APPLIED, UNCHANGED)}
+    requests.record(connection, routed, folded)
     return [Outcome(PARKED) if not copies else _merged(outcomes, copies) for copies in routed.copies]
 
 

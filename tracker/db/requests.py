@@ -72,9 +72,11 @@ def route(connection: sa.Connection, events: Sequence[InstanceEvent]) -> Routed:
     return routed
 
 
-def record(connection: sa.Connection, routed: Routed) -> None:
-    """After the batch's instances exist: remember its requests, park and unpark failures."""
-    naming = _naming(routed.events)
+def record(connection: sa.Connection, routed: Routed, folded: set[int]) -> None:
+    """After the batch's instances exist: remember the requests of its ``folded`` events
+    (positions in ``routed.events``; a refused one may have no instance row), park and
+    unpark failures."""
+    naming = _naming([event for position, event in enumerate(routed.events) if position in folded])
     pairs = sorted({(request_id, uuid) for request_id, uuids in naming.items() for uuid in uuids})
     upsert.insert_missing(connection, REQUESTS, [{"request_id": r, "instance_uuid": u} for r, u in pairs])
     upsert.insert_missing(
