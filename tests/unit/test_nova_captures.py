@@ -127,8 +127,16 @@ def _replay(store: Store, fmt: str, order: Any) -> None:
     assert store.audit() == []
 
 
-def test_the_captures_cover_every_failure_path():
+def test_the_captures_cover_every_lifecycle_and_failure_path():
     assert {
+        "boot_from_volume",
+        "shelve_offload_unshelve",
+        "soft_delete_restore",
+        "resize_confirm",
+        "resize_revert",
+        "cold_migration_confirm",
+        "live_migration",
+        "evacuate",
         "resize_fails_on_source_rollback",
         "resize_fails_on_source_error",
         "cold_migration_fails_at_finish",

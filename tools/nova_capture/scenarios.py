@@ -6,6 +6,16 @@ cloud of three fake computes and a real Placement; every notification, in
 both formats, is recorded as oslo.messaging would publish it, and after each
 scenario Placement's usage of every resource provider is recorded as the
 truth the tracker must reach.
+
+One difference from a real cloud comes from running every service in one
+process: Nova's services publish as ``CONF.host`` where they have no host of
+their own (nova-api's ``instance.evacuate``, the scheduler's notifications,
+``wrap_exception``), and the stack has one ``CONF.host``, the last compute
+started. The compute exceptions, which the tracker matches by their
+publisher, are published under the host of the compute manager that raised
+(``_from_raising_host``), as a real compute does; the API's and scheduler's
+publishers are left as the stack names them (the tracker reads no host from
+them).
 """
 
 import contextlib
@@ -143,6 +153,26 @@ class Capture(integrated_helpers.ProviderUsageBaseTestCase):
         self.s2 = self._boot(self.other, "host3")
         self._delete_server(doomed)
         self.notifier.wait_for_versioned_notifications("instance.delete.end")
+
+    def boot_from_volume(self):
+        self._create_server_boot_from_volume(flavor_id=self.large, networks="none")
+        self.notifier.wait_for_versioned_notifications("instance.create.end")
+
+    def shelve_offload_unshelve(self):
+        server = self._boot(self.other, "host2")
+        self._shelve_server(server)  # shelved_offload_time = 0: offloaded at once
+        self.notifier.wait_for_versioned_notifications("instance.shelve_offload.end")
+        self._unshelve_server(server)
+        self.notifier.wait_for_versioned_notifications("instance.unshelve.end")
+
+    def soft_delete_restore(self):
+        self.flags(reclaim_instance_interval=3600)
+        server = self._boot(self.small, "host3")
+        self.api.delete_server(server["id"])
+        self._wait_for_state_change(server, "SOFT_DELETED")
+        self.api.post_server_action(server["id"], {"restore": {}})
+        self._wait_for_state_change(server, "ACTIVE")
+        self.flags(reclaim_instance_interval=0)
 
     def resize_confirm(self):
         self.api.post_server_action(self.s1["id"], {"resize": {"flavorRef": self.large}})
@@ -304,6 +334,9 @@ class Capture(integrated_helpers.ProviderUsageBaseTestCase):
 
     SCENARIOS = (
         "boots_and_deletes",
+        "boot_from_volume",
+        "shelve_offload_unshelve",
+        "soft_delete_restore",
         "resize_confirm",
         "resize_revert",
         "cold_migration_confirm",

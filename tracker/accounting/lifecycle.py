@@ -249,7 +249,6 @@ def _hold_destination(kind: str) -> Handler:
             dest=_publisher_location(event, state),
             old_flavor=flavor,
             new_flavor=flavor,
-            request_id=event.request_id,
         )
         return dataclasses.replace(state, move=move, location=move.source, flavor=flavor)
 

@@ -37,8 +37,8 @@ class Move:
     switched: bool = False
     # resize only: resize.error came before resize_prep.end, so no claim stands
     prep_failed: bool = False
-    # Nova's request id of the action that started the move, and of the
-    # confirmation (resize only): a failure is matched to the move by them.
+    # resize only: Nova's request id of the resize, and of its confirmation;
+    # a failure is matched to the move by them
     request_id: str | None = None
     confirm_request_id: str | None = None
 
