@@ -11,9 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests import factories
+from tests.conftest import make_conf
 from tests.steps import NEW, NODES, OLD, Step, hold, plus, render
 from tracker.bus import decide
-from tracker.db.api import NodeInventory
+from tracker.db import migration
+from tracker.db.api import NodeInventory, Store
+from tracker.db.engine import Database
 from tracker.db.models import ParkedFailure
 
 A_OLD = {"A": hold(OLD, 1)}
@@ -498,3 +501,18 @@ def test_parked_failures_no_event_names_are_purged(store):
 def _parked(store):
     with store.db.transaction() as session:
         return session.scalar(sa.select(sa.func.count()).select_from(ParkedFailure))
+
+
+@pytest.mark.parametrize(("rounding", "disk"), [("resource_tracker", 20 + 1), ("placement", 20 + 2)])
+def test_disk_rounding_of_swap(tmp_path, rounding, disk):
+    """OLD has 1536 MiB of swap: Nova's resource tracker counts 1 GiB, Placement 2."""
+    conf = make_conf(f"sqlite:///{tmp_path}/t.sqlite", accounting={"disk_rounding": rounding})
+    db = Database.from_conf(conf)
+    try:
+        migration.upgrade(db.engine)
+        rounded = Store(db, conf)
+        _register(rounded)
+        rounded.apply(decide.decide(render(_built()[0], "versioned", "inst-1", 1), 1 << 20).event)
+        assert _usage(rounded) == {"A": (2, 2048, disk, 1)}
+    finally:
+        db.dispose()
