@@ -282,6 +282,18 @@ def _source_started(request=RESIZE):
     return Step("resize.start", "A", "A", task="resize_migrating", request=request, expect=A_OLD_B_NEW)
 
 
+SWITCHED = {"A": hold(OLD), "B": hold(NEW, 1)}
+
+
+def _switched():
+    """The source moved the instance to B (resize.end): B holds NEW, A still OLD."""
+    return [
+        *_prepared(),
+        _source_started(),
+        Step("resize.end", "A", "B", task="resize_migrated", request=RESIZE, expect=SWITCHED),
+    ]
+
+
 # Failures (nova/compute/manager.py wrap_exception): the versioned compute.exception
 # names only the request; the legacy error names the manager's function and the instance.
 FAILURE_SCENARIOS = {
@@ -323,48 +335,14 @@ FAILURE_SCENARIOS = {
         Step("failure:prep_resize", "B", "A", request=RESIZE, expect=A_OLD),
     ],
     "cold_migration_fails_at_finish_keeps_the_destination": [
-        *_prepared(),
-        _source_started(),
-        Step(
-            "resize.end",
-            "A",
-            "B",
-            task="resize_migrated",
-            request=RESIZE,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
+        *_switched(),
         # finish_resize failed: _delete_allocation_after_move frees the source
         Step("failure:finish_resize", "B", "B", request=RESIZE, expect={"B": hold(NEW, 1)}),
     ],
     "confirm_fails_on_source_still_frees_it": [
-        *_prepared(),
-        _source_started(),
-        Step(
-            "resize.end",
-            "A",
-            "B",
-            task="resize_migrated",
-            request=RESIZE,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
-        Step(
-            "resize_finish.end",
-            "B",
-            "B",
-            state="resized",
-            flavor=NEW,
-            request=RESIZE,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
-        Step(
-            "resize_confirm.start",
-            "A",
-            "B",
-            state="resized",
-            flavor=NEW,
-            request=CONFIRM,
-            expect={"A": hold(OLD), "B": hold(NEW, 1)},
-        ),
+        *_switched(),
+        Step("resize_finish.end", "B", "B", state="resized", flavor=NEW, request=RESIZE, expect=SWITCHED),
+        Step("resize_confirm.start", "A", "B", state="resized", flavor=NEW, request=CONFIRM, expect=SWITCHED),
         Step("failure:confirm_resize", "A", "B", request=CONFIRM, expect={"B": hold(NEW, 1)}),
     ],
     "failure_of_another_request_changes_nothing": [

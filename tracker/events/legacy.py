@@ -10,10 +10,9 @@ from the flavor catalogue (see :mod:`tracker.events.flavors`).
 from collections.abc import Mapping
 from typing import Any
 
-from tracker import escape
 from tracker.events import fields
 from tracker.events.envelope import Notification
-from tracker.events.model import FAILURE, Failure, Flavor, InstanceEvent
+from tracker.events.model import Flavor, InstanceEvent
 
 
 def parse_flavor(data: Mapping[str, Any]) -> Flavor:
@@ -46,35 +45,4 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         boot_from_volume=is_boot_from_volume(data),
         legacy=True,
         request_id=notification.request_id,
-    )
-
-
-def parse_exception(notification: Notification) -> InstanceEvent | None:
-    """An ERROR notification named after a compute manager function whose failure
-    changes allocations (catalogue.LEGACY_MOVE_FAILURES); ``args`` names the instance."""
-    args = fields.mapping(notification.payload, "args")
-    instance = fields.mapping(args, "instance") if args is not None else None
-    if instance is None:
-        return None
-    data = fields.mapping(instance, "nova_object.data") or instance
-    exception = notification.payload.get("exception")
-    return InstanceEvent(
-        message_id=notification.message_id,
-        action=FAILURE,
-        timestamp=notification.timestamp,
-        publisher_host=notification.publisher_host,
-        instance_uuid=fields.required_text(data, "uuid", fields.UUID_LENGTH),
-        project_id=None,
-        host=None,
-        node=None,
-        vm_state=None,
-        task_state=None,
-        flavor=None,
-        legacy=True,
-        request_id=notification.request_id,
-        # str(exception) as Nova's serializer falls back to; only a label
-        failure=Failure(
-            exception=escape.text(exception, 255) if isinstance(exception, str) else None,
-            function=notification.event_type,
-        ),
     )

@@ -1,6 +1,6 @@
 """From a decoded notification to an :class:`InstanceEvent`, whichever format."""
 
-from tracker.events import catalogue, legacy, versioned
+from tracker.events import catalogue, failures, legacy, versioned
 from tracker.events.envelope import Notification
 from tracker.events.model import InstanceEvent
 
@@ -21,7 +21,7 @@ def parse(notification: Notification) -> InstanceEvent | None:
     if action is not None:
         return legacy.parse_instance(notification, action)
     if event_type == catalogue.VERSIONED_EXCEPTION:
-        return versioned.parse_exception(notification)
+        return failures.parse_versioned(notification)
     if notification.priority == "ERROR" and event_type in catalogue.LEGACY_MOVE_FAILURES:
-        return legacy.parse_exception(notification)
+        return failures.parse_legacy(notification)
     return None

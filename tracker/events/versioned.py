@@ -11,7 +11,7 @@ from typing import Any
 from tracker.errors import InvalidPayload
 from tracker.events import fields
 from tracker.events.envelope import MAX_REQUEST_ID, Notification
-from tracker.events.model import FAILURE, UNROUTED, Failure, Flavor, InstanceEvent
+from tracker.events.model import Flavor, InstanceEvent
 
 DATA_KEY = "nova_object.data"
 
@@ -60,31 +60,6 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         boot_from_volume=is_boot_from_volume(data),
         # InstancePayload.request_id is the context's; the envelope's is the fallback
         request_id=_request_id(data) or notification.request_id,
-    )
-
-
-def parse_exception(notification: Notification) -> InstanceEvent | None:
-    """``compute.exception``: which instance it concerns is found by its request id.
-
-    Without a request id nothing ties it to an action: it is ignored.
-    """
-    if notification.request_id is None:
-        return None
-    data = object_data(notification.payload, "payload")
-    return InstanceEvent(
-        message_id=notification.message_id,
-        action=FAILURE,
-        timestamp=notification.timestamp,
-        publisher_host=notification.publisher_host,
-        instance_uuid=UNROUTED,
-        project_id=None,
-        host=None,
-        node=None,
-        vm_state=None,
-        task_state=None,
-        flavor=None,
-        request_id=notification.request_id,
-        failure=Failure(exception=fields.optional_text(data, "exception")),
     )
 
 
