@@ -166,9 +166,10 @@ class Store:
         no event can plausibly still be in flight (days, not seconds), it is
         only weight.
         """
+        with self.db.connection() as connection:  # its own transaction: it locks no instance
+            # failures no event named in all that time never will be
+            requests.forget(connection, history.time_text(deleted_before))
         with self.db.transaction() as session:
-            # failures no request named in all that time never will be
-            requests.forget_parked(session.connection(), history.time_text(deleted_before))
             result = session.execute(
                 sa.delete(Instance)
                 .where(Instance.deleted.is_(True), Instance.updated_at < deleted_before)

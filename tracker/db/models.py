@@ -183,6 +183,17 @@ class InstanceRequest(Base):
     )
 
 
+class NovaRequest(Base):
+    """One row per Nova request id a failure or a resize event carried: the lock that
+    serializes, across workers, parking a failure and the events that adopt it."""
+
+    __tablename__ = "nova_requests"
+
+    request_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    # the notification time it was first seen with: ``tracker-manage purge`` forgets old ones
+    first_seen: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+
+
 class ParkedFailure(Base):
     """A ``compute.exception`` whose request no instance event has named yet.
 

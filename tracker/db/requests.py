@@ -15,6 +15,11 @@ action carry the same id (``InstancePayload.request_id``, or the envelope's
 
 Parked failures of requests that never name an instance (a failed reboot, a
 failed volume attach) are forgotten by ``tracker-manage purge``.
+
+Across workers, a failure being parked and an event of its request being
+applied at the same moment would each miss the other. Both first lock their
+request's row (``nova_requests``, in request id order, before any other
+lock): the second waits for the first to commit, then reads what it wrote.
 """
 
 import dataclasses
@@ -26,11 +31,12 @@ import sqlalchemy as sa
 from tracker.accounting import codec
 from tracker.accounting.history import stored_time
 from tracker.db import upsert
-from tracker.db.models import InstanceRequest, ParkedFailure
+from tracker.db.models import InstanceRequest, NovaRequest, ParkedFailure
 from tracker.events.model import InstanceEvent
 
 REQUESTS: sa.Table = InstanceRequest.__table__  # type: ignore[assignment]
 PARKED: sa.Table = ParkedFailure.__table__  # type: ignore[assignment]
+LOCKS: sa.Table = NovaRequest.__table__  # type: ignore[assignment]
 
 # The events whose request id a failure can be matched to: those of resizes and
 # cold migrations (accounting.lifecycle._failure); other moves report their
@@ -56,6 +62,7 @@ class Routed:
 def route(connection: sa.Connection, events: Sequence[InstanceEvent]) -> Routed:
     naming = _naming(events)
     failures = {e.request_id for e in events if not e.routed and e.request_id is not None}
+    _lock(connection, failures | naming.keys(), events)
     known = _instances_of(connection, failures - naming.keys())
     for request_id, uuids in naming.items():
         known.setdefault(request_id, set()).update(uuids)
@@ -96,10 +103,29 @@ def record(connection: sa.Connection, routed: Routed, folded: set[int]) -> None:
         connection.execute(sa.delete(PARKED).where(PARKED.c.id.in_(sorted(routed.adopted))))
 
 
-def forget_parked(connection: sa.Connection, before: str) -> int:
-    """Drop failures parked before ``before`` (stored time text): no request named them."""
-    result = connection.execute(sa.delete(PARKED).where(PARKED.c.timestamp < before))
-    return int(result.rowcount)
+def forget(connection: sa.Connection, before: str) -> None:
+    """Drop failures parked, and request locks first seen, before ``before`` (stored
+    time text): no event of those requests is still in flight."""
+    connection.execute(sa.delete(LOCKS).where(LOCKS.c.first_seen < before))  # locks first, as batches
+    connection.execute(sa.delete(PARKED).where(PARKED.c.timestamp < before))
+
+
+def _lock(connection: sa.Connection, request_ids: set[str], events: Sequence[InstanceEvent]) -> None:
+    if not request_ids:
+        return
+    first_seen: dict[str | None, str] = {}
+    for event in events:
+        if event.request_id in request_ids:
+            first_seen.setdefault(event.request_id, stored_time(event))
+    rows = [{"request_id": r, "first_seen": first_seen[r]} for r in sorted(request_ids)]
+    upsert.insert_missing(connection, LOCKS, rows)
+    query = (
+        sa.select(LOCKS.c.request_id)
+        .where(LOCKS.c.request_id.in_(sorted(request_ids)))
+        .order_by(LOCKS.c.request_id)
+        .with_for_update()
+    )
+    connection.execute(query).all()
 
 
 def _naming(events: Sequence[InstanceEvent]) -> dict[str, set[str]]:

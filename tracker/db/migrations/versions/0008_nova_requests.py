@@ -1,4 +1,5 @@
-"""Nova request ids: which instances a request acted on, and failures not yet placed.
+"""Nova request ids: which instances a request acted on, failures not yet placed, and
+one lock row per request.
 
 Revision ID: 0008
 Revises: 0007
@@ -28,6 +29,13 @@ def upgrade() -> None:
             name="fk_instance_requests_instance_uuid_instances",
             ondelete="CASCADE",
         ),
+        **options,
+    )
+    op.create_table(
+        "nova_requests",
+        sa.Column("request_id", sa.String(64), nullable=False),
+        sa.Column("first_seen", sa.String(26), nullable=False),
+        sa.PrimaryKeyConstraint("request_id", name="pk_nova_requests"),
         **options,
     )
     op.create_table(
