@@ -1,5 +1,4 @@
-"""Nova request ids: which instances a request acted on, failures not yet placed, and
-one lock row per request.
+"""Nova request ids: the instances they name, failures parked, a lock row per request.
 
 Revision ID: 0008
 Revises: 0007
