@@ -58,8 +58,9 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
-        # InstancePayload.request_id is the context's; the envelope's is the fallback
-        request_id=_request_id(data) or notification.request_id,
+        # InstancePayload.request_id, the context's (legacy payloads have none: the
+        # envelope's is taken there)
+        request_id=_request_id(data),
     )
 
 
