@@ -86,6 +86,7 @@ def message(
     publisher: str = "nova-compute:cmp1",
     timestamp: datetime.datetime = T0,
     priority: str = "INFO",
+    request_id: str = "req-5b6c791d-5709-4f36-8fbe-c3e02869e35d",
 ) -> dict[str, Any]:
     """The inner oslo message dict, with a request context as oslo packs it."""
     return {
@@ -99,7 +100,7 @@ def message(
         "_context_auth_token": "gAAAAABsecret-token",
         "_context_user_id": "fake",
         "_context_project_id": "6f70656e737461636b20342065766572",
-        "_context_request_id": "req-5b6c791d-5709-4f36-8fbe-c3e02869e35d",
+        "_context_request_id": request_id,
         "_context_roles": ["admin"],
     }
 

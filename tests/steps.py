@@ -16,6 +16,7 @@ from cloudsim.envelope import LEGACY_ACTIONS
 from tests import factories
 from tracker.events.model import Flavor
 
+FAILURE = "failure:"
 NODES = {"A": "a.example.org", "B": "b.example.org", "C": "c.example.org"}
 OLD = Flavor(2, 2048, 20, 0, 1536, name="m1.old", flavorid="f-old")  # disk 20 + 1536 // 1024 = 21
 NEW = Flavor(4, 4096, 40, 5, 512, name="m1.new", flavorid="f-new")  # disk 40 + 5 + 0 = 45
@@ -31,12 +32,19 @@ class Step:
     flavor: Flavor = OLD
     new_flavor: Flavor | None = None
     bfv: bool = False
+    # Nova's request id: one per API action, carried by all its notifications
+    request: str = "req-1"
     # host letter -> (vcpus, memory_mb, local_gb, running_vms) after the step; absent = all zero
     expect: dict[str, tuple[int, int, int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def priority(self) -> str:
-        return "ERROR" if self.action.endswith(".error") else "INFO"
+        return "ERROR" if self.action.endswith(".error") or self.is_failure else "INFO"
+
+    @property
+    def is_failure(self) -> bool:
+        """``failure:<function>``: that compute manager function raised (wrap_exception)."""
+        return self.action.startswith(FAILURE)
 
 
 def hold(flavor: Flavor, vms: int = 0, bfv: bool = False) -> tuple[int, int, int, int]:
@@ -51,6 +59,8 @@ def plus(*holds: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
 def render(step: Step, fmt: str, instance: str, second: int) -> dict[str, Any]:
     """The inner oslo message for ``step`` in ``fmt`` ("versioned" or "legacy")."""
     timestamp = factories.T0 + datetime.timedelta(seconds=second)
+    if step.is_failure:
+        return _failure(step, fmt, instance, timestamp)
     if fmt == "versioned":
         return factories.message(
             "instance." + step.action,
@@ -58,6 +68,7 @@ def render(step: Step, fmt: str, instance: str, second: int) -> dict[str, Any]:
             _publisher(step, fmt),
             timestamp,
             step.priority,
+            request_id=step.request,
         )
     return factories.message(
         "compute.instance." + _legacy_name(step.action),
@@ -65,6 +76,35 @@ def render(step: Step, fmt: str, instance: str, second: int) -> dict[str, Any]:
         _publisher(step, fmt),
         timestamp,
         step.priority,
+        request_id=step.request,
+    )
+
+
+def _failure(step: Step, fmt: str, instance: str, timestamp: datetime.datetime) -> dict[str, Any]:
+    """What ``wrap_exception`` sends: versioned ``compute.exception`` (ExceptionPayload,
+    no instance, the innermost frame as function), or the legacy error named after the
+    manager's function with the call's arguments."""
+    function = step.action[len(FAILURE) :]
+    if fmt == "versioned":
+        payload = {
+            "nova_object.name": "ExceptionPayload",
+            "nova_object.namespace": "nova",
+            "nova_object.version": "1.1",
+            "nova_object.data": {
+                "exception": "ResizeError",
+                "exception_message": "Resize error: hypervisor refused",
+                "function_name": "migrate_disk_and_power_off",
+                "module_name": "nova.virt.fake",
+                "traceback": "Traceback (most recent call last): ...",
+            },
+        }
+        return factories.message(
+            "compute.exception", payload, _publisher(step, fmt), timestamp, "ERROR", request_id=step.request
+        )
+    args = {"instance": {"uuid": instance, "host": f"cmp{step.host}"}, "migration": {"id": 1}}
+    payload = {"exception": "Resize error: hypervisor refused", "args": args}
+    return factories.message(
+        function, payload, _publisher(step, fmt), timestamp, "ERROR", request_id=step.request
     )
 
 
@@ -110,6 +150,7 @@ def _versioned_payload(step: Step, instance: str) -> dict[str, Any]:
         new_flavor=_flavor_payload(step.new_flavor) if step.new_flavor else None,
         image_uuid="" if step.bfv else "a2459075-d96c-40d5-893e-577ff92e721c",
         project="proj-1",
+        request_id=step.request,
     )
 
 

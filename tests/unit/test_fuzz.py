@@ -37,8 +37,8 @@ from tracker.db import apply as applying
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database
-from tracker.events import fields
-from tracker.events.model import Flavor, InstanceEvent
+from tracker.events import envelope, fields
+from tracker.events.model import FAILURE, Flavor, InstanceEvent
 from tracker.events.redact import redact
 
 TOKEN = "gAAAAABfuzz-Secret-Token-4f7Q"
@@ -51,7 +51,14 @@ LETTER_MAX = 4 * MAX
 REPLAY_MAX = 2 * LETTER_MAX + 1024
 MISSING = object()  # a field left out of the message
 T0 = factories.T0.replace(microsecond=0)
-OUTCOMES = (applying.APPLIED, applying.UNCHANGED, applying.DUPLICATE, applying.STALE, applying.AFTER_DELETE)
+OUTCOMES = (
+    applying.APPLIED,
+    applying.UNCHANGED,
+    applying.DUPLICATE,
+    applying.STALE,
+    applying.AFTER_DELETE,
+    applying.PARKED,
+)
 
 _LARGE_DATA = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 # A failing example of the slow properties is reported unshrunk: each shrink step would
@@ -551,7 +558,11 @@ def _check_flavor(flavor: Flavor | None) -> None:
 
 def check_event(event: InstanceEvent | None) -> None:
     assert isinstance(event, InstanceEvent)
-    _check_name(event.instance_uuid, fields.UUID_LENGTH)
+    if event.routed:  # a versioned compute.exception is routed by its request id later
+        _check_name(event.instance_uuid, fields.UUID_LENGTH)
+    else:
+        assert event.action == FAILURE and event.request_id is not None, event
+    _check_name(event.request_id, envelope.MAX_REQUEST_ID)
     _check_name(event.message_id, 64)
     for name in (
         event.host,
@@ -771,7 +782,9 @@ def test_accounting_of_any_decided_batch_stays_consistent(batch, chunk):
     exception, one Outcome or PoisonEvent per event, counters that add up and never go
     negative, and the verdicts and totals one event at a time gives."""
     decisions = [decide.decide(body, MAX) for body in batch]
-    events = [d.event for d in decisions if d.event is not None]
+    # A compute.exception is given its instances by the database (tracker.db.requests),
+    # which this model does not follow: test_lifecycles and test_nova_captures cover it.
+    events = [d.event for d in decisions if d.event is not None and d.event.routed]
     _check_allocations(_fold(events))
 
     stopping = threading.Event()  # a retry loop that never ends fails the test instead of hanging it

@@ -4,7 +4,7 @@ from tests import factories
 from tracker.accounting import codec
 from tracker.errors import DecodeError, InvalidPayload
 from tracker.events import catalogue, envelope, parse
-from tracker.events.model import Flavor
+from tracker.events.model import Failure, Flavor
 
 MAX = 1 << 20
 
@@ -49,11 +49,56 @@ def test_resize_prep_carries_the_new_flavor():
     assert event.publisher_host == "cmp2"
 
 
-@pytest.mark.parametrize(
-    "event_type", ["service.update", "compute.exception", "metrics.update", "flavor.create"]
-)
+@pytest.mark.parametrize("event_type", ["service.update", "metrics.update", "flavor.create"])
 def test_non_instance_notifications_are_not_events(event_type):
     assert _parse(factories.message(event_type, {"nova_object.data": {}})) is None
+
+
+def test_compute_exception_keeps_the_request_id_and_nothing_else_of_the_context():
+    payload = {
+        "nova_object.data": {"exception": "ResizeError", "function_name": "migrate_disk_and_power_off"}
+    }
+    message = factories.message("compute.exception", payload, priority="ERROR", request_id="req-42")
+    event = _parse(message)
+    assert (event.action, event.request_id, event.routed) == ("compute.exception", "req-42", False)
+    assert event.failure == Failure(exception="ResizeError")
+    assert "secret" not in repr(event)
+
+
+def test_compute_exception_without_request_id_is_ignored():
+    message = factories.message("compute.exception", {"nova_object.data": {}}, priority="ERROR")
+    del message["_context_request_id"]
+    assert _parse(message) is None
+
+
+def test_instance_events_carry_the_payload_request_id():
+    payload = factories.instance_payload("u1", request_id="req-payload")
+    assert (
+        _parse(factories.message("instance.resize.start", payload, request_id="req-ctx")).request_id
+        == "req-payload"
+    )
+    flat = {"instance_id": "u1", "state": "active", "vcpus": 1, "memory_mb": 512, "root_gb": 1}
+    legacy = factories.message("compute.instance.resize.start", flat, request_id="req-ctx")
+    assert _parse(legacy).request_id == "req-ctx"
+
+
+def test_legacy_exception_names_the_function_and_the_instance():
+    args = {"instance": {"uuid": "u1", "host": "cmp1"}, "migration": {"id": 3}, "clean_shutdown": True}
+    message = factories.message("resize_instance", {"exception": "boom", "args": args}, priority="ERROR")
+    event = _parse(message)
+    assert (event.action, event.instance_uuid, event.failure.function) == (
+        "compute.exception",
+        "u1",
+        "resize_instance",
+    )
+
+
+@pytest.mark.parametrize(
+    ("event_type", "priority"), [("reboot_instance", "ERROR"), ("resize_instance", "INFO")]
+)
+def test_other_legacy_errors_are_not_events(event_type, priority):
+    args = {"instance": {"uuid": "u1"}}
+    assert _parse(factories.message(event_type, {"exception": "x", "args": args}, priority=priority)) is None
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ def test_a_valid_envelope_keeps_everything_but_the_context():
     assert not kept.withheld and TOKEN not in kept.text
     inner = json.loads(json.loads(kept.text)["oslo.message"])
     assert inner["event_type"] == "instance.create.end"
-    assert not [key for key in inner if key.startswith("_context_")]
+    # the request id, no secret, is all that is left of the context: failures are matched by it
+    assert [key for key in inner if key.startswith("_context_")] == ["_context_request_id"]
     # the letter decodes as the original does
     assert decide.decide(kept.text, MAX).event == decide.decide(body, MAX).event
 
@@ -32,7 +33,7 @@ def test_an_envelope_inside_an_envelope_loses_the_context_of_both():
     doubled = {"oslo.version": "2.0", "oslo.message": json.dumps({**factories.envelope(inner), **inner})}
     body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(doubled)})
     kept = redact(body, MAX)
-    assert TOKEN not in kept.text and "_context_" not in kept.text
+    assert TOKEN not in kept.text and kept.text.count("_context_") == kept.text.count("_context_request_id")
     # one decoder, one verdict: what the worker refused, a replay of the letter refuses too
     assert decide.decide(body, MAX).kind == decide.decide(kept.text, MAX).kind
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 from tracker.accounting.state import RESIZE, InstanceState, Location
-from tracker.accounting.usage import Usage, usage_of
+from tracker.accounting.usage import RESOURCE_TRACKER, Usage, usage_of
 from tracker.events.model import Flavor
 
 INSTANCE = "instance"
@@ -26,26 +26,27 @@ class Allocation:
     usage: Usage
 
 
-def allocations(state: InstanceState) -> tuple[Allocation, ...]:
+def allocations(state: InstanceState, rounding: str = RESOURCE_TRACKER) -> tuple[Allocation, ...]:
+    """What ``state`` holds, node by node; ``rounding`` is [accounting] disk_rounding."""
     if state.deleted:
         return ()
     move = state.move
     held: tuple[Allocation | None, ...]
     if move is not None and move.kind == RESIZE and move.switched:
         held = (
-            _hold(move.dest, INSTANCE, move.new_flavor, state),
-            _hold(move.source, MOVE_SOURCE, move.old_flavor, state),
+            _hold(move.dest, INSTANCE, move.new_flavor, state, rounding),
+            _hold(move.source, MOVE_SOURCE, move.old_flavor, state, rounding),
         )
     else:
-        held = (_hold(state.location, INSTANCE, state.flavor, state),)
+        held = (_hold(state.location, INSTANCE, state.flavor, state, rounding),)
         if move is not None and move.dest_held:
-            held += (_hold(move.dest, MOVE_DEST, move.new_flavor, state),)
+            held += (_hold(move.dest, MOVE_DEST, move.new_flavor, state, rounding),)
     return tuple(a for a in held if a is not None)
 
 
 def _hold(
-    location: Location | None, role: str, flavor: Flavor | None, state: InstanceState
+    location: Location | None, role: str, flavor: Flavor | None, state: InstanceState, rounding: str
 ) -> Allocation | None:
     if location is None or flavor is None:
         return None
-    return Allocation(location, role, usage_of(flavor, state.boot_from_volume))
+    return Allocation(location, role, usage_of(flavor, state.boot_from_volume, rounding))

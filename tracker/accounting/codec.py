@@ -5,7 +5,7 @@ import datetime
 from typing import Any
 
 from tracker.accounting.state import InstanceState, Location, Move
-from tracker.events.model import Flavor, InstanceEvent
+from tracker.events.model import Failure, Flavor, InstanceEvent
 
 
 def dump(value: Any) -> Any:
@@ -80,5 +80,10 @@ def load_event(data: dict[str, Any]) -> InstanceEvent:
             "timestamp": datetime.datetime.fromisoformat(data["timestamp"]),
             "flavor": load_flavor(data["flavor"]),
             "new_flavor": load_flavor(data["new_flavor"]),
+            "failure": _load_failure(data.get("failure")),
         }
     )
+
+
+def _load_failure(data: dict[str, Any] | None) -> Failure | None:
+    return None if data is None else Failure(**data)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from tracker.accounting import allocations, codec, lifecycle
 from tracker.accounting.state import InstanceState
+from tracker.accounting.usage import RESOURCE_TRACKER
 from tracker.events.model import InstanceEvent
 
 DUPLICATE = "duplicate"
@@ -149,31 +150,37 @@ class Step:
     verdict: str | None
     before: InstanceState | None
     after: InstanceState | None
+    rounding: str = RESOURCE_TRACKER  # [accounting] disk_rounding
 
     @functools.cached_property
     def held_after(self) -> tuple[allocations.Allocation, ...]:
         """What the instance holds after the event (asked for several times per batch)."""
-        return allocations.allocations(self.after) if self.after is not None else ()
+        return allocations.allocations(self.after, self.rounding) if self.after is not None else ()
 
     @functools.cached_property
     def moves(self) -> bool:
         """Folded, and its allocations differ from the state before (most events' do not)."""
         if self.verdict is not None or self.after is None:
             return False
-        return self.before is None or allocations.allocations(self.before) != self.held_after
+        return self.before is None or allocations.allocations(self.before, self.rounding) != self.held_after
 
 
 def fold(
-    records: dict[str, Record], events: Sequence[InstanceEvent], purged_before: str | None, limit: int
+    records: dict[str, Record],
+    events: Sequence[InstanceEvent],
+    purged_before: str | None,
+    limit: int,
+    rounding: str = RESOURCE_TRACKER,
 ) -> list[Step]:
     """Admit each event in arrival order, exactly as one event at a time would.
 
-    ``records`` is updated in place to what each instance's stored history becomes.
+    ``records`` is updated in place to what each instance's stored history becomes;
+    ``rounding`` is how the steps' holdings count swap ([accounting] disk_rounding).
     """
     steps = []
     for ordinal, event in enumerate(events):
         record = records[event.instance_uuid]
         admission = admit(record, event, purged_before, limit, ordinal)
         records[event.instance_uuid] = admission.record
-        steps.append(Step(event, admission.verdict, record.current, admission.record.current))
+        steps.append(Step(event, admission.verdict, record.current, admission.record.current, rounding))
     return steps

@@ -18,7 +18,7 @@ from tracker.accounting.state import (
     Location,
     Move,
 )
-from tracker.events.model import InstanceEvent
+from tracker.events.model import FAILURE, InstanceEvent
 
 Handler = Callable[[InstanceState, InstanceEvent], InstanceState]
 
@@ -49,7 +49,13 @@ def derive(base: InstanceState, events: Iterable[InstanceEvent]) -> InstanceStat
 def apply(state: InstanceState, event: InstanceEvent) -> InstanceState:
     if state.deleted or event.action in _STALE_ACTIONS:
         return state
+    if event.action == FAILURE:
+        return _failure(dataclasses.replace(state, last_timestamp=event.timestamp), event)
     state = _note(state, event)
+    if event.request_id is not None and event.request_id == state.failed_request:
+        # e.g. the destination's resize_prep.end, sent in a ``finally`` after the
+        # source already failed: the move it belongs to is over.
+        return state
     return _HANDLERS.get(event.action, _observe)(state, event)
 
 
@@ -141,6 +147,7 @@ def _resize_move(state: InstanceState, event: InstanceEvent) -> Move:
         old_flavor=event.flavor or state.flavor,
         new_flavor=event.new_flavor or event.flavor or state.flavor,
         dest_held=False,
+        request_id=event.request_id,
     )
 
 
@@ -207,6 +214,14 @@ def _resize_confirm(state: InstanceState, event: InstanceEvent) -> InstanceState
         location=_payload_location(event) or move.dest,
         flavor=move.new_flavor or event.flavor,
     )
+
+
+def _resize_confirm_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The source starts confirming: remember the confirmation's request id."""
+    move = state.move
+    if move is None or move.kind != RESIZE:
+        return _observe(state, event)
+    return dataclasses.replace(state, move=dataclasses.replace(move, confirm_request_id=event.request_id))
 
 
 def _resize_revert_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
@@ -290,6 +305,58 @@ def _rebuild_error(state: InstanceState, event: InstanceEvent) -> InstanceState:
     return dataclasses.replace(state, move=None)
 
 
+def _failure(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """A compute function of a resize or cold migration failed: account as Placement.
+
+    Nova's compute manager, for the request the failure belongs to:
+    - before the instance switched hosts (``prep_resize`` on the destination
+      without reschedule, ``resize_instance`` on the source): ``_revert_allocation``
+      gives the source's allocation back to the instance, the destination's
+      claim is freed;
+    - after it switched (``finish_resize`` on the destination) and when the
+      confirmation fails on the source (``confirm_resize``):
+      ``_delete_allocation_after_move`` frees the source, the instance keeps
+      the new flavor on the destination.
+    Anything else, late or duplicate failures included, changes nothing: live
+    migration and evacuation failures are reported by their rollback and
+    ``rebuild.error`` notifications, which the other handlers account.
+    """
+    move, failure = state.move, event.failure
+    if move is None or move.kind != RESIZE or event.request_id is None or failure is None:
+        return state
+    steps = _failed_steps(move, event)
+    if not steps or (failure.function is not None and failure.function not in steps):
+        return state
+    if steps <= _DESTINATION_FREED:
+        kept = dataclasses.replace(state, location=move.source, flavor=move.old_flavor or state.flavor)
+    else:
+        kept = dataclasses.replace(state, location=move.dest, flavor=move.new_flavor or state.flavor)
+    return dataclasses.replace(kept, move=None, failed_request=event.request_id)
+
+
+_DESTINATION_FREED = frozenset({"prep_resize", "resize_instance"})
+
+
+def _failed_steps(move: Move, event: InstanceEvent) -> frozenset[str]:
+    """The compute manager functions a failure of this move can come from.
+
+    Before the switch both candidates free the destination, after it both free
+    the source (a same-host resize has two candidates): only the legacy format
+    names the function, and then it must be one of them.
+    """
+    publisher = event.publisher_host
+    source = move.source.host if move.source else None
+    steps = set()
+    if event.request_id == move.request_id:
+        if publisher == move.dest.host:
+            steps.add("finish_resize" if move.switched else "prep_resize")
+        if publisher == source and not move.switched:
+            steps.add("resize_instance")
+    if move.switched and event.request_id == move.confirm_request_id and publisher == source:
+        steps.add("confirm_resize")
+    return frozenset(steps)
+
+
 _HANDLERS: dict[str, Handler] = {
     "create.end": _claim,
     "create.error": _release,
@@ -302,6 +369,7 @@ _HANDLERS: dict[str, Handler] = {
     "resize.end": _resize_end,
     "resize_finish.start": _resize_finish,
     "resize_finish.end": _resize_finish,
+    "resize_confirm.start": _resize_confirm_start,
     "resize_confirm.end": _resize_confirm,
     "resize_revert.start": _resize_revert_start,
     "resize_revert.end": _resize_revert_end,

@@ -37,6 +37,10 @@ class Move:
     switched: bool = False
     # resize only: resize.error came before resize_prep.end, so no claim stands
     prep_failed: bool = False
+    # resize only: Nova's request id of the resize, and of its confirmation;
+    # a failure is matched to the move by them
+    request_id: str | None = None
+    confirm_request_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +62,6 @@ class InstanceState:
     move: Move | None = None
     deleted: bool = False
     last_timestamp: datetime.datetime | None = None
+    # The request whose failure ended the last move: its later (or late)
+    # events must not open that move again.
+    failed_request: str | None = None

@@ -29,18 +29,25 @@ class Usage:
 
 ZERO = Usage()
 
+# How a swap that is not a whole GiB counts ([accounting] disk_rounding).
+RESOURCE_TRACKER = "resource_tracker"
+PLACEMENT = "placement"
+ROUNDINGS = (RESOURCE_TRACKER, PLACEMENT)
 
-def usage_of(flavor: Flavor, boot_from_volume: bool) -> Usage:
+
+def usage_of(flavor: Flavor, boot_from_volume: bool, rounding: str = RESOURCE_TRACKER) -> Usage:
     """One instance's usage of ``flavor``.
 
-    Disk is root + ephemeral + swap/1024: swap is in MiB and Nova adds
-    ``swap / 1024`` to the integer ``local_gb_used``, so a partial GiB is
-    truncated per instance. The root disk of a boot-from-volume instance lives
-    in Cinder and does not count.
+    Disk is root + ephemeral + swap in GiB; swap is in MiB. Nova's resource
+    tracker adds ``swap / 1024`` to the integer ``local_gb_used``, truncating a
+    partial GiB per instance; Placement's DISK_GB allocation rounds it up
+    (``scheduler/utils.py`` ResourceRequest). The root disk of a
+    boot-from-volume instance lives in Cinder and does not count.
     """
     root_gb = 0 if boot_from_volume else flavor.root_gb
+    swap_gb = -(-flavor.swap // 1024) if rounding == PLACEMENT else flavor.swap // 1024
     return Usage(
         vcpus=flavor.vcpus,
         memory_mb=flavor.memory_mb,
-        local_gb=root_gb + flavor.ephemeral_gb + flavor.swap // 1024,
+        local_gb=root_gb + flavor.ephemeral_gb + swap_gb,
     )

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from tracker.accounting import usage
+
 GROUP = "accounting"
 
 opts: list[cfg.Opt] = [
@@ -40,6 +42,22 @@ opts: list[cfg.Opt] = [
         default=1.0,
         min=0.0,
         help="Disk allocation ratio of a new node, as Nova's option of that name.",
+    ),
+    cfg.StrOpt(
+        "disk_rounding",
+        default=usage.RESOURCE_TRACKER,
+        choices=[
+            (usage.RESOURCE_TRACKER, "swap / 1024 truncated per instance, as compute_nodes.local_gb_used"),
+            (usage.PLACEMENT, "swap rounded up to a whole GiB per instance, as Placement's DISK_GB"),
+        ],
+        help="""
+How a swap that is not a whole GiB counts on disk. Nova's resource tracker
+truncates it (a 1536 MiB swap counts 1 GiB), Placement rounds it up (2 GiB).
+The default keeps the tracker's figures those of Nova's compute_nodes table,
+like every other figure it reports; choose ``placement`` when the consumers of
+capacity notifications compare them with Placement, as the scheduler decides.
+Changing it applies to allocations computed from then on.
+""",
     ),
     cfg.IntOpt(
         "history_limit",

@@ -17,7 +17,7 @@ from sqlalchemy import orm
 from tracker import escape
 from tracker.accounting import history
 from tracker.db import apply as applying
-from tracker.db import batch_write, flavors
+from tracker.db import batch_write, flavors, requests
 from tracker.db import capacity as node_capacity
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
@@ -83,7 +83,11 @@ class Store:
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
             return applying.apply_batch(
-                connection, events, self._conf.accounting.history_limit, self._defaults
+                connection,
+                events,
+                self._conf.accounting.history_limit,
+                self._defaults,
+                self._conf.accounting.disk_rounding,
             )
 
     def apply(self, event: InstanceEvent) -> applying.Outcome:
@@ -162,6 +166,9 @@ class Store:
         no event can plausibly still be in flight (days, not seconds), it is
         only weight.
         """
+        with self.db.connection() as connection:  # its own transaction: it locks no instance
+            # failures no event named in all that time never will be
+            requests.forget(connection, history.time_text(deleted_before))
         with self.db.transaction() as session:
             result = session.execute(
                 sa.delete(Instance)

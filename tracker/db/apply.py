@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from tracker.accounting import history
 from tracker.accounting.history import AFTER_DELETE, DUPLICATE, STALE
-from tracker.db import batch_load, batch_write, flavors, holdings, nodes
+from tracker.accounting.usage import RESOURCE_TRACKER
+from tracker.db import batch_load, batch_write, flavors, holdings, nodes, requests
 from tracker.db.nodes import InventoryDefaults, NodeKey, NodeRecord
 from tracker.db.resolve import Catalogue
 from tracker.events.model import InstanceEvent
@@ -22,6 +23,7 @@ __all__ = [
     "AFTER_DELETE",
     "APPLIED",
     "DUPLICATE",
+    "PARKED",
     "STALE",
     "UNCHANGED",
     "Outcome",
@@ -31,6 +33,8 @@ __all__ = [
 
 APPLIED = "applied"
 UNCHANGED = "unchanged"
+# a failure whose request no event has named yet: kept until one does
+PARKED = "parked"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +55,33 @@ def apply_batch(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
+    rounding: str = RESOURCE_TRACKER,
 ) -> list[Outcome]:
-    """Apply ``events`` in arrival order, with the verdicts one transaction per event would give."""
+    """Apply ``events`` in arrival order, with the verdicts one transaction per event would give.
+
+    Failures are first routed to the instances their request names
+    (:mod:`tracker.db.requests`); one verdict per event of ``events`` comes back.
+    """
+    routed = requests.route(connection, events)
+    outcomes = _apply_routed(connection, routed.events, history_limit, defaults, rounding)
+    folded = {i for i, outcome in enumerate(outcomes) if outcome.status in (APPLIED, UNCHANGED)}
+    requests.record(connection, routed, folded)
+    return [Outcome(PARKED) if not copies else _merged(outcomes, copies) for copies in routed.copies]
+
+
+def _apply_routed(
+    connection: sa.Connection,
+    events: Sequence[InstanceEvent],
+    history_limit: int,
+    defaults: InventoryDefaults,
+    rounding: str,
+) -> list[Outcome]:
+    if not events:
+        return []
     loaded = batch_load.load(connection, events)
     completed = [flavors.complete(loaded.catalogue, event) for event in events]
     records = dict(loaded.records)
-    steps = history.fold(records, completed, loaded.purged_before, history_limit)
+    steps = history.fold(records, completed, loaded.purged_before, history_limit, rounding)
     locked = nodes.lock_hosts(connection, holdings.touched_hosts(steps, loaded.holdings))
     catalogue = Catalogue(locked)
     plan = holdings.plan(steps, loaded.holdings, loaded.owners, catalogue)
@@ -80,6 +105,14 @@ def _create_nodes(
     node_rows = {node.key: node for node in locked}
     nodes.confirm(connection, sorted(node_rows[key].id for key in catalogue.confirmed))
     return node_rows
+
+
+def _merged(outcomes: Sequence[Outcome], positions: Sequence[int]) -> Outcome:
+    """One verdict for an event folded as several copies (a failure naming several
+    instances): applied if any copy changed a node, else the first copy's."""
+    mine = [outcomes[p] for p in positions]
+    changed = sorted({node for outcome in mine for node in outcome.changed_nodes})
+    return Outcome(APPLIED, tuple(changed)) if changed else mine[0]
 
 
 def _outcome(step: history.Step, changed: tuple[NodeKey, ...] | None, ids: Mapping[NodeKey, int]) -> Outcome:

@@ -169,3 +169,42 @@ class CapacityOutbox(Base):
     generation: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
     payload: orm.Mapped[str] = orm.mapped_column(sa.Text)
     created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(sa.DateTime, default=_utcnow)
+
+
+class InstanceRequest(Base):
+    """Which instances a Nova request id (``req-…``) acted on, from the resize events
+    that carry it: a versioned ``compute.exception`` names its request, not its instance."""
+
+    __tablename__ = "instance_requests"
+
+    request_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    instance_uuid: orm.Mapped[str] = orm.mapped_column(
+        sa.String(36), sa.ForeignKey("instances.uuid", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class NovaRequest(Base):
+    """One row per Nova request id a failure or a resize event carried: the lock that
+    serializes, across workers, parking a failure and the events that adopt it."""
+
+    __tablename__ = "nova_requests"
+
+    request_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    # the notification time it was first seen with: ``tracker-manage purge`` forgets old ones
+    first_seen: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+
+
+class ParkedFailure(Base):
+    """A ``compute.exception`` whose request no instance event has named yet.
+
+    It came before the events of its action (Nova publishes errors and infos
+    on two queues): the first event naming the request adopts it.
+    """
+
+    __tablename__ = "parked_failures"
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    request_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), index=True)
+    message_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), unique=True)
+    timestamp: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+    data: orm.Mapped[str] = orm.mapped_column(sa.Text)

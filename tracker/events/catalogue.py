@@ -2,6 +2,14 @@
 
 VERSIONED_PREFIX = "instance."
 LEGACY_PREFIX = "compute.instance."
+# wrap_exception's versioned notification: ExceptionPayload, no instance.
+VERSIONED_EXCEPTION = "compute.exception"
+# wrap_exception's legacy notification is named after the compute manager's
+# function, its payload ``args`` holding the call's arguments. These are the
+# functions of a resize or cold migration whose failure changes what Placement
+# holds and that no other notification reports (nova/compute/manager.py; the
+# README's lifecycle table lists every failure and what reports it).
+LEGACY_MOVE_FAILURES = frozenset({"prep_resize", "resize_instance", "finish_resize", "confirm_resize"})
 
 # Legacy suffixes whose versioned name differs (nova-events.md, "Name mapping").
 # Keys are matched as prefixes of the legacy suffix; the phase is kept.

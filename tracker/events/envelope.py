@@ -4,7 +4,10 @@
 the older ``messaging`` driver sends the inner dict itself. The inner dict
 carries the request context flattened into ``_context_*`` keys, including the
 caller's auth token: those keys are dropped here, at the first step, so that
-nothing downstream can log, store or dead-letter them.
+nothing downstream can log, store or dead-letter them. One value is kept:
+``_context_request_id``, Nova's ``req-<uuid>``, which names the API action a
+notification belongs to and is no secret (Nova returns it to the user in the
+``X-Openstack-Request-Id`` header).
 """
 
 import dataclasses
@@ -20,6 +23,8 @@ from tracker.events import fields
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
 CONTEXT_PREFIX = "_context_"
+REQUEST_ID_KEY = CONTEXT_PREFIX + "request_id"
+MAX_REQUEST_ID = 64  # Nova's are "req-" and a uuid: 40 characters
 _MAX_MESSAGE_ID = 64  # oslo sends a uuid4; the column is 64 characters
 _REQUIRED = ("message_id", "publisher_id", "event_type", "payload", "timestamp")
 
@@ -34,6 +39,7 @@ class Notification:
     priority: str
     timestamp: datetime.datetime
     payload: Mapping[str, Any]
+    request_id: str | None = None
 
     @property
     def publisher_host(self) -> str | None:
@@ -68,7 +74,9 @@ def load_body(body: bytes | str | Mapping[str, Any], max_bytes: int) -> dict[str
 
 def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notification:
     """Decode a notification or raise :class:`DecodeError` saying what is wrong."""
-    message = strip_context(load_body(body, max_bytes))
+    loaded = load_body(body, max_bytes)
+    request_id = request_id_of(loaded)
+    message = strip_context(loaded)
     missing = [key for key in _REQUIRED if key not in message]
     if missing:
         raise DecodeError(f"notification lacks {', '.join(missing)}")
@@ -81,7 +89,20 @@ def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notificatio
         priority=str(message.get("priority") or "INFO").upper(),
         timestamp=parse_timestamp(message["timestamp"]),
         payload=message["payload"],
+        request_id=request_id,
     )
+
+
+def request_id_of(message: Mapping[str, Any]) -> str | None:
+    """The request id of the context, if it is one Nova could have sent.
+
+    Anything else (not a string, too long, unprintable) is dropped rather than
+    refused: the id only correlates failures, the message stands without it.
+    """
+    value = message.get(REQUEST_ID_KEY)
+    if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID and value.isprintable():
+        return value
+    return None
 
 
 def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -44,4 +44,5 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         new_flavor_name=fields.optional_text(data, "new_instance_type"),
         boot_from_volume=is_boot_from_volume(data),
         legacy=True,
+        request_id=notification.request_id,
     )

@@ -5,6 +5,9 @@ import datetime
 import hashlib
 
 _MAX_KEY = 255
+# The action of a failure notification, whichever format it came in.
+FAILURE = "compute.exception"
+UNROUTED = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +21,20 @@ class Flavor:
     swap: int
     name: str | None = None
     flavorid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A compute manager function that raised (``wrap_exception``).
+
+    ``function`` is the manager's function (``resize_instance``) when the
+    legacy format names it; the versioned ``compute.exception`` names only the
+    innermost frame, so there it is None and the failing step is inferred from
+    the publisher and the move's progress.
+    """
+
+    exception: str | None
+    function: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +65,19 @@ class InstanceEvent:
     # Legacy payloads lack swap and name the new flavor only: the flavor
     # catalogue completes them before they are stored.
     legacy: bool = False
-    # Nova's request id (versioned payloads carry it): it ties a log line to
-    # Nova's own logs of the same request. Not a secret, unlike the context.
+    # Nova's request id (``req-…``): every notification of one API action
+    # carries it, whichever service sends it; failures are matched by it and
+    # log lines name it. Not a secret; the rest of the request context never
+    # leaves the envelope decoder.
     request_id: str | None = None
+    # Set on a failure notification (action FAILURE). A versioned
+    # ``compute.exception`` names no instance: its ``instance_uuid`` is
+    # UNROUTED until the database finds the instance by request id.
+    failure: Failure | None = None
+
+    @property
+    def routed(self) -> bool:
+        return self.instance_uuid != UNROUTED
 
     @property
     def dedupe_key(self) -> str:

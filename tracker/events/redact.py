@@ -7,7 +7,9 @@ construction, in every JSON document it holds:
 
 - the body is parsed as the worker parses it (JSON in UTF-8, -16 or -32);
   every object, at any depth, loses its ``_context_*`` keys, whatever escapes
-  spelt them;
+  spelt them, but ``_context_request_id``: Nova's request id is no secret, and
+  the worker matches failures with it, so a replayed letter needs it to reach
+  the worker's verdict;
 - an ``oslo.message`` string (an envelope inside an envelope, JSON encoded
   twice) is parsed and cleaned the same way, and written back only if
   something was removed, so that every other string, and with it the
@@ -24,7 +26,7 @@ import hashlib
 import json
 from typing import Any
 
-from tracker.events.envelope import CONTEXT_PREFIX, MESSAGE_KEY, parse_json, raw_bytes
+from tracker.events.envelope import CONTEXT_PREFIX, MESSAGE_KEY, REQUEST_ID_KEY, parse_json, raw_bytes
 
 _DOCUMENT_STARTS = ("{", "[", '"')
 _BOM = "\ufeff"
@@ -86,7 +88,7 @@ def _clean_document(root: Any) -> tuple[Any, int]:
     while pending:
         value, parent, slot = pending.pop()
         if isinstance(value, dict):
-            kept = {key: item for key, item in value.items() if not key.startswith(CONTEXT_PREFIX)}
+            kept = {key: item for key, item in value.items() if not _is_secret_context(key)}
             removed += len(value) - len(kept)
             parent[slot] = cleaned = dict.fromkeys(kept)  # keys in their order, values to come
             pending.extend((item, cleaned, key) for key, item in kept.items())
@@ -121,6 +123,10 @@ def _clean_string(value: str, required: bool) -> tuple[str, int]:
     if document == value.lstrip(_WHITESPACE):
         return (json.dumps(cleaned) if removed else value), removed
     return (_withheld_text(value), 1) if required else (value, 0)
+
+
+def _is_secret_context(key: str) -> bool:
+    return key.startswith(CONTEXT_PREFIX) and key != REQUEST_ID_KEY
 
 
 class _HiddenContext(Exception):

@@ -10,7 +10,7 @@ from typing import Any
 
 from tracker.errors import InvalidPayload
 from tracker.events import fields
-from tracker.events.envelope import Notification
+from tracker.events.envelope import MAX_REQUEST_ID, Notification
 from tracker.events.model import Flavor, InstanceEvent
 
 DATA_KEY = "nova_object.data"
@@ -58,15 +58,17 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
+        # InstancePayload.request_id, the context's (legacy payloads have none: the
+        # envelope's is taken there)
         request_id=_request_id(data),
     )
 
 
 def _request_id(data: Mapping[str, Any]) -> str | None:
-    """Nova's request id, for log lines only: a malformed one is dropped, never a
-    reason to refuse an event that counts."""
+    """Nova's request id, for matching failures and for log lines: a malformed one is
+    dropped, never a reason to refuse an event that counts."""
     value = data.get("request_id")
-    if isinstance(value, str) and value.isprintable() and len(value) <= fields.MAX_NAME:
+    if isinstance(value, str) and value.isprintable() and 0 < len(value) <= MAX_REQUEST_ID:
         return value
     return None
 
