@@ -217,6 +217,8 @@ def dead_letter_replay(conf: cfg.ConfigOpts, store: Store) -> int:
     def reapply(message: Any) -> bool:
         try:
             decision = decide.decide(message.body, conf.nova_notifications.max_message_bytes)
+            if decision.host_event is not None:
+                store.apply_host_event(decision.host_event)
             status = store.apply(decision.event).status if decision.event else decision.kind
         except Exception as error:  # noqa: BLE001 - one failing letter must not stop the rest
             print(f"still failing: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)

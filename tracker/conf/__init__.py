@@ -12,6 +12,7 @@ from tracker.conf import (
     database,
     default,
     nova_notifications,
+    quota,
     worker,
 )
 
@@ -22,6 +23,7 @@ _MODULES = (
     capacity_notifications,
     worker,
     accounting,
+    quota,
 )
 
 

@@ -17,13 +17,21 @@ from sqlalchemy import orm
 from tracker import escape
 from tracker.accounting import history
 from tracker.db import apply as applying
-from tracker.db import batch_write, flavors
-from tracker.db import capacity as node_capacity
+from tracker.db import flavors, hosts, outbox, quota
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
 from tracker.db.engine import Database
-from tracker.db.models import AllocationRow, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
+from tracker.db.models import (
+    AlertOutbox,
+    AllocationRow,
+    CapacityOutbox,
+    ComputeNode,
+    Instance,
+    ProjectUsage,
+    Watermark,
+)
 from tracker.errors import RefusedEvent
+from tracker.events.hosts import AggregateState, HostEvent
 from tracker.events.model import Flavor, InstanceEvent
 from tracker.retry import db_retrying, is_refused_data
 
@@ -53,6 +61,7 @@ class Store:
         self._conf = conf
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
+        self._quota = quota.defaults(conf)
 
     def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
         """Apply ``events`` durably, one verdict per event in the same order.
@@ -77,7 +86,7 @@ class Store:
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
             return applying.apply_batch(
-                connection, events, self._conf.accounting.history_limit, self._defaults
+                connection, events, self._conf.accounting.history_limit, self._defaults, self._quota
             )
 
     def apply(self, event: InstanceEvent) -> applying.Outcome:
@@ -91,9 +100,41 @@ class Store:
         """Register or change a node's inventory; announces the new capacity."""
         changes = {name: value for name, value in dataclasses.asdict(inventory).items() if value is not None}
         with self.db.connection() as connection:
-            node = node_rows.register(connection, (host, hypervisor_hostname), changes, self._defaults)
-            batch_write.outbox(connection, [node])
-        return node_capacity.payload(node)
+            before, node = node_rows.register(
+                connection, (host, hypervisor_hostname), changes, self._defaults
+            )
+            outbox.write(connection, [node], [before])
+            return outbox.payloads(connection, [node])[0]
+
+    def apply_host_event(self, event: HostEvent) -> int:
+        """Keep a service's or an aggregate's newest state; announce the nodes of every host
+        whose facts changed, with a new generation. Returns how many nodes were announced."""
+        return int(db_retrying(self._conf, self._stopping)(self._apply_host_event_once, event))
+
+    def _apply_host_event_once(self, event: HostEvent) -> int:
+        with self.db.connection() as connection:
+            if isinstance(event, AggregateState):
+                changed = hosts.note_aggregate(connection, event)
+            else:
+                changed = hosts.note_service(connection, event)
+            return len(outbox.announce_hosts(connection, changed))
+
+    def node_payloads(
+        self, names: Sequence[str] = (), part: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Current capacity payloads, unlocked: every node, those whose host or nodename is
+        in ``names``, or, with ``part=(index, parts)``, the nodes whose id is index mod parts."""
+        where: Any = None
+        if names:
+            table = node_rows.TABLE
+            where = sa.or_(table.c.host.in_(names), table.c.hypervisor_hostname.in_(names))
+        elif part is not None:
+            where = node_rows.TABLE.c.id % part[1] == part[0]
+        with self.db.connection() as connection:
+            found = [
+                node_rows.NodeRecord.from_row(row) for row in connection.execute(node_rows.select(where))
+            ]
+            return outbox.payloads(connection, found)
 
     def set_flavors(self, catalogue: list[Flavor]) -> None:
         """Add or replace flavors; legacy events are completed from them."""
@@ -106,9 +147,18 @@ class Store:
             return flavors.listing(session)
 
     def node_views(self) -> list[dict[str, Any]]:
-        with self.db.transaction() as session:
-            query = sa.select(ComputeNode).order_by(ComputeNode.host, ComputeNode.hypervisor_hostname)
-            return [node_capacity.payload(node_rows.NodeRecord.from_row(n)) for n in session.scalars(query)]
+        """Every node's payload, by host and nodename (``tracker-status``, snapshots)."""
+        return sorted(self.node_payloads(), key=lambda view: (view["host"], view["nodename"]))
+
+    def set_quota(self, project_id: str, limits: dict[str, int]) -> None:
+        """Per-project limits overriding ``[quota]`` (-1: no limit)."""
+        with self.db.connection() as connection:
+            quota.set_limits(connection, project_id, limits)
+
+    def quota_limits(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The ``[quota]`` defaults and the per-project overrides."""
+        with self.db.connection() as connection:
+            return dict(self._quota), quota.overrides(connection)
 
     def project_usage(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:
@@ -197,6 +247,23 @@ class Store:
                     newest[row.node_id] = row
             publish([json.loads(row.payload) for row in sorted(newest.values(), key=lambda r: r.id)])
             session.execute(sa.delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            return len(rows)
+
+    def drain_alerts(
+        self, batch_size: int, publish: Callable[[list[tuple[str, dict[str, Any]]]], None]
+    ) -> int:
+        """Publish pending alerts (event type, payload), every one, then delete them."""
+        with self.db.transaction() as session:
+            query = (
+                sa.select(AlertOutbox)
+                .order_by(AlertOutbox.id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(session.scalars(query))
+            if rows:
+                publish([(row.event_type, json.loads(row.payload)) for row in rows])
+                session.execute(sa.delete(AlertOutbox).where(AlertOutbox.id.in_([r.id for r in rows])))
             return len(rows)
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tracker.accounting import history
 from tracker.accounting.history import AFTER_DELETE, DUPLICATE, STALE
-from tracker.db import batch_load, batch_write, flavors, holdings, nodes
+from tracker.db import batch_load, batch_write, flavors, holdings, nodes, outbox, quota
 from tracker.db.nodes import InventoryDefaults, NodeKey, NodeRecord
 from tracker.db.resolve import Catalogue
 from tracker.events.model import InstanceEvent
@@ -51,6 +51,7 @@ def apply_batch(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
+    quota_limits: Mapping[str, int],
 ) -> list[Outcome]:
     """Apply ``events`` in arrival order, with the verdicts one transaction per event would give."""
     loaded = batch_load.load(connection, events)
@@ -66,7 +67,8 @@ def apply_batch(
     batch_write.allocations(connection, plan, ids)
     updated = batch_write.nodes(connection, node_rows, plan)
     batch_write.projects(connection, plan)
-    batch_write.outbox(connection, updated)
+    outbox.write(connection, updated, node_rows.values())
+    outbox.alert(connection, quota.EVENT_TYPE, quota.crossings(connection, plan.projects, quota_limits))
     return [_outcome(step, changed, ids) for step, changed in zip(steps, plan.changed, strict=True)]
 
 

@@ -1,6 +1,7 @@
 """Compute node rows: defaults of a new node, creation, locking."""
 
 import dataclasses
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ class NodeRecord:
     """A node row as read (under lock): inventory, usage counters, generation."""
 
     id: int
+    uuid: str
     host: str
     hypervisor_hostname: str
     placeholder: bool
@@ -87,6 +89,7 @@ def create(
 def _new_row(key: NodeKey, placeholder: bool, defaults: InventoryDefaults) -> dict[str, Any]:
     host, hypervisor_hostname = key
     return {
+        "uuid": str(uuid.uuid4()),
         "host": host,
         "hypervisor_hostname": hypervisor_hostname,
         "placeholder": placeholder,
@@ -115,6 +118,12 @@ def lock_hosts(connection: sa.Connection, hosts: Iterable[str]) -> list[NodeReco
     return [NodeRecord.from_row(row) for row in connection.execute(query)]
 
 
+def select(where: Any = None) -> sa.Select[Any]:
+    """Node rows (unlocked) in id order, for announcing; ``where`` narrows them."""
+    query = sa.select(*_COLUMNS).order_by(TABLE.c.id)
+    return query if where is None else query.where(where)
+
+
 def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
     """A payload named a placeholder node exactly: it is a real node."""
     if node_ids:
@@ -123,11 +132,12 @@ def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
 
 def register(
     connection: sa.Connection, key: NodeKey, inventory: dict[str, Any], defaults: InventoryDefaults
-) -> NodeRecord:
-    """Create or change a node's inventory (``tracker-manage node set``); it is real from now on."""
+) -> tuple[NodeRecord, NodeRecord]:
+    """Create or change a node's inventory (``tracker-manage node set``); it is real from now on.
+    Returns the node before and after."""
     create(connection, [(key, False)], defaults)
     where = (TABLE.c.host == key[0], TABLE.c.hypervisor_hostname == key[1])
     node = NodeRecord.from_row(connection.execute(sa.select(*_COLUMNS).where(*where).with_for_update()).one())
     changes = {**inventory, "placeholder": False, "generation": node.generation + 1}
     connection.execute(sa.update(TABLE).where(TABLE.c.id == node.id).values(changes))
-    return dataclasses.replace(node, **changes)
+    return node, dataclasses.replace(node, **changes)
