@@ -142,3 +142,50 @@ def event(
         new_flavor=new_flavor,
         boot_from_volume=bfv,
     )
+
+
+def service_payload(
+    host: str = "cmp1",
+    disabled: bool = False,
+    forced_down: bool = False,
+    reason: str | None = None,
+    zone: str | None = "nova",
+    binary: str = "nova-compute",
+) -> dict[str, Any]:
+    """ServiceStatusPayload 1.1, as in Nova's service-update.json sample."""
+    return {
+        "nova_object.name": "ServiceStatusPayload",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.1",
+        "nova_object.data": {
+            "host": host,
+            "binary": binary,
+            "topic": "compute",
+            "report_count": 1,
+            "disabled": disabled,
+            "disabled_reason": reason,
+            "forced_down": forced_down,
+            "availability_zone": zone,
+            "last_seen_up": None,
+            "version": 66,
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host)),
+        },
+    }
+
+
+def aggregate_payload(
+    uuid_: str, name: str, hosts: list[str] | None, zone: str | None = None
+) -> dict[str, Any]:
+    """AggregatePayload 1.0; the zone is the ``availability_zone`` metadata key."""
+    return {
+        "nova_object.name": "AggregatePayload",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.0",
+        "nova_object.data": {
+            "id": 1,
+            "uuid": uuid_,
+            "name": name,
+            "hosts": hosts,
+            "metadata": {"availability_zone": zone} if zone else {},
+        },
+    }

@@ -1,36 +1,158 @@
-from tracker.client.view import CapacityView
+"""The scheduler's view: newest generation per node, fit queries, pending claims."""
+
+import pytest
+
+from tests.payload_schema import problems
+from tracker.client.view import CapacityView, Request
+from tracker.db import capacity
+from tracker.db.hosts import NO_FACTS, HostFacts
+from tracker.db.nodes import NodeRecord
+
+SMALL = Request(vcpus=2, memory_mb=4096, disk_gb=20)
+BIG = Request(vcpus=8, memory_mb=16384, disk_gb=80)
 
 
-def _payload(generation, used, host="cmp1"):
-    return {
-        "host": host,
-        "node": f"{host}.example.org",
-        "generation": generation,
-        "running_vms": used // 2,
-        "resources": {"vcpus": {"total": 16, "used": used, "capacity": 64, "free": 64 - used}},
-    }
+def _payload(
+    generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=32768, facts=NO_FACTS, total=16
+):
+    node = NodeRecord(
+        id=1,
+        uuid="7a1b0c3e-0000-4000-8000-000000000001",
+        host=host,
+        hypervisor_hostname=f"{host}.example.org",
+        placeholder=False,
+        vcpus=total,
+        memory_mb=memory_mb,
+        local_gb=400,
+        reserved_vcpus=0,
+        reserved_memory_mb=512,
+        reserved_local_gb=0,
+        cpu_allocation_ratio=4.0,
+        ram_allocation_ratio=1.0,
+        disk_allocation_ratio=1.0,
+        vcpus_used=vcpus_used,
+        memory_mb_used=memory_used,
+        local_gb_used=0,
+        running_vms=vcpus_used // 2,
+        generation=generation,
+    )
+    payload = capacity.payload(node, facts, capacity.now_text())
+    assert problems("capacity.update", payload) == []
+    return payload
+
+
+def _node(host):
+    return (host, f"{host}.example.org")
 
 
 def test_newer_generation_replaces_older():
     view = CapacityView()
-    view.info({}, "tracker:w1", "capacity.update", _payload(1, 2), {})
-    view.info({}, "tracker:w1", "capacity.update", _payload(2, 4), {})
-    assert view.get("cmp1", "cmp1.example.org")["generation"] == 2
-    assert view.free("vcpus") == {("cmp1", "cmp1.example.org"): 60}
+    view.info({}, "tracker:w1", "capacity.update", _payload(1, vcpus_used=2), {})
+    view.info({}, "tracker:w1", "capacity.update", _payload(2, vcpus_used=4), {})
+    assert view.get(*_node("cmp1"))["generation"] == 2
+    assert view.free("vcpus") == {_node("cmp1"): 60}
 
 
 def test_older_or_repeated_generation_is_dropped():
     view = CapacityView()
-    assert view.offer(_payload(5, 10))
-    assert not view.offer(_payload(4, 2))
-    assert not view.offer(_payload(5, 2))
-    assert view.get("cmp1", "cmp1.example.org")["resources"]["vcpus"]["used"] == 10
+    assert view.offer(_payload(5, vcpus_used=10))
+    assert not view.offer(_payload(4, vcpus_used=2))
+    assert not view.offer(_payload(5, vcpus_used=2))
+    assert view.get(*_node("cmp1"))["resources"]["vcpus"]["used"] == 10
     assert view.dropped == 2
 
 
-def test_nodes_are_independent_and_other_events_ignored():
+def test_a_snapshot_and_the_stream_keep_the_newest_whichever_comes_first():
     view = CapacityView()
-    view.offer(_payload(9, 2, host="cmp1"))
-    view.offer(_payload(1, 6, host="cmp2"))
+    view.offer(_payload(7, host="cmp1", vcpus_used=6))
+    assert view.load([_payload(3, host="cmp1"), _payload(2, host="cmp2")]) == 1
+    assert view.get(*_node("cmp1"))["generation"] == 7
+    assert view.get(*_node("cmp2"))["generation"] == 2
+    assert len(view) == 2
+
+
+def test_payloads_before_1_0_are_read_by_their_node_key():
+    view = CapacityView()
+    old = _payload(1)
+    del old["nodename"], old["version"]
+    view.offer(old)
+    assert view.fits(SMALL) == [_node("cmp1")]
+
+
+def test_fits_skips_disabled_forced_down_unregistered_and_full_nodes():
+    view = CapacityView()
+    view.load(
+        [
+            _payload(host="ok"),
+            _payload(host="off", facts=HostFacts(disabled=True, disabled_reason="maintenance")),
+            _payload(host="down", facts=HostFacts(forced_down=True)),
+            _payload(host="unknown", total=None),
+            _payload(host="full", memory_used=32768 - 512 - 1000),
+        ]
+    )
+    assert view.fits(SMALL) == [_node("ok")]
+    assert view.fits(Request(vcpus=65, memory_mb=1, disk_gb=0)) == []
+    assert view.pick(Request(vcpus=1, memory_mb=32768, disk_gb=0)) is None
+
+
+def test_fits_filters_on_zone_or_aggregate_by_uuid_or_name():
+    in_az1 = HostFacts(availability_zone="az1", aggregates=(("agg-uuid-1", "fast-disks"),))
+    view = CapacityView()
+    view.load(
+        [_payload(host="a", facts=in_az1), _payload(host="b", facts=HostFacts(availability_zone="az2"))]
+    )
+    assert view.fits(SMALL, availability_zone="az1") == [_node("a")]
+    assert view.fits(SMALL, aggregate="fast-disks") == [_node("a")]
+    assert view.fits(SMALL, aggregate="agg-uuid-1") == [_node("a")]
+    assert view.fits(SMALL, availability_zone="az3") == []
+
+
+def test_back_to_back_picks_spread_out_and_never_overfill():
+    view = CapacityView()
+    # 31.5 GiB and 41.5 GiB of free memory: three 16 GiB boots must not all go to one
+    view.load([_payload(host="a", memory_mb=32768), _payload(host="b", memory_mb=43008)])
+    picks = [view.pick(BIG) for _ in range(4)]
+    assert sorted(picks[:3]) == [_node("a"), _node("b"), _node("b")]
+    assert picks[3] is None
+    assert view.room(*_node("b"))[1] == 43008 - 512 - 2 * 16384
+
+
+def test_a_newer_generation_releases_the_claims_made_before_it():
+    view = CapacityView()
+    view.offer(_payload(1, memory_mb=32768))
+    assert view.pick(BIG) == _node("cmp1")
+    assert view.pick(BIG) is None  # 32256 - 16384 left
+    view.offer(_payload(1))  # a repeat of the same generation changes nothing
+    assert view.pending_claims() == 1
+    view.offer(_payload(2, vcpus_used=8, memory_used=16384))  # the tracker counted our boot
+    assert view.pending_claims() == 0
+    assert view.room(*_node("cmp1"))[1] == 32768 - 512 - 16384
+
+
+def test_claims_expire_after_their_timeout():
+    now = [100.0]
+    view = CapacityView(claim_timeout=30.0, clock=lambda: now[0])
+    view.offer(_payload(1))
+    view.claim(*_node("cmp1"), BIG)
+    assert view.room(*_node("cmp1"))[0] == 64 - 8
+    now[0] += 29.9
+    assert view.pending_claims() == 1
+    now[0] += 0.2
+    assert view.pending_claims() == 0
+    assert view.room(*_node("cmp1"))[0] == 64
+
+
+def test_alerts_arrive_on_the_error_endpoint_and_other_events_are_ignored():
+    view = CapacityView()
+    view.error({}, "tracker:w1", "capacity.overcommit", {"host": "cmp1"}, {})
     view.info({}, "nova-compute:cmp1", "instance.create.end", {"host": "cmp1"}, {})
-    assert view.free("vcpus") == {("cmp1", "cmp1.example.org"): 62, ("cmp2", "cmp2.example.org"): 58}
+    assert view.alerts == [("capacity.overcommit", {"host": "cmp1"})]
+    assert len(view) == 0
+
+
+@pytest.mark.parametrize("missing", ["host", "resources"])
+def test_a_payload_without_its_identity_is_refused_loudly(missing):
+    payload = _payload()
+    del payload[missing]
+    with pytest.raises(KeyError):
+        CapacityView().offer(payload)

@@ -5,27 +5,107 @@
         transport,
         [oslo_messaging.Target(exchange="tracker", topic="capacity_notifications")],
         [view], executor="threading", pool="scheduler-1")
+    listener.start()
+    view.load(snapshot.from_status(Path("status.json")))   # or snapshot.from_database(url)
+    node = view.pick(vcpus=4, memory_mb=16384, disk_gb=40, availability_zone="az1")
 
 Notifications are absolute, so the view only ever keeps the newest generation
 of each node: a notification that arrives late (redelivered, reordered across
-relays) is dropped, never applied over a newer one.
+relays, older than the snapshot) is dropped, never applied over a newer one.
+Start the listener before loading the snapshot: nothing is then missed, and
+whichever of the two is newer wins.
+
+The scheduler's own picks are pending claims: they count against the node
+until an update of that node with a newer generation arrives (the tracker has
+counted something since) or ``claim_timeout`` passes, so that back-to-back
+picks spread out instead of all landing on the node that looked emptiest.
 """
 
+import dataclasses
+import heapq
+import itertools
+import logging
 import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-EVENT_TYPE = "capacity.update"
+LOG = logging.getLogger(__name__)
 
-Node = tuple[str, str]
+EVENT_TYPE = "capacity.update"
+ALERT_TYPES = ("capacity.overcommit", "quota.exceeded")
+RESOURCES = ("vcpus", "memory_mb", "local_gb")
+
+Node = tuple[str, str]  # (host, nodename)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What one instance needs; ``disk_gb`` as Nova counts it: root + ephemeral + swap/1024."""
+
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One node, flattened for the fit query (which reads every node)."""
+
+    payload: dict[str, Any]
+    generation: int
+    free: list[int] | None  # vcpus, memory_mb, local_gb; None while inventory is unknown
+    usable: bool  # neither disabled nor forced down
+    zone: str | None
+    aggregates: frozenset[str]  # uuids and names
+    claimed: list[int] = dataclasses.field(default_factory=lambda: [0, 0, 0])
+    claims: list["_Claim"] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(eq=False)
+class _Claim:
+    node: Node
+    amounts: tuple[int, int, int]
+    generation: int  # the node's generation when claimed
+    deadline: float
+    released: bool = False
+
+
+def _entry(payload: dict[str, Any]) -> _Entry:
+    resources = payload["resources"]
+    frees = [resources[name]["free"] for name in RESOURCES]
+    aggregates = payload.get("aggregates") or ()
+    return _Entry(
+        payload=payload,
+        generation=payload["generation"],
+        free=None if any(free is None for free in frees) else frees,
+        usable=not payload.get("disabled", False) and not payload.get("forced_down", False),
+        zone=payload.get("availability_zone"),
+        aggregates=frozenset(
+            name for aggregate in aggregates for name in (aggregate["uuid"], aggregate["name"])
+        ),
+    )
+
+
+def _key(payload: Mapping[str, Any]) -> Node:
+    # "nodename" since payload 1.0; "node" before
+    return (payload["host"], payload.get("nodename", payload.get("node")))
 
 
 class CapacityView:
-    """An oslo.messaging notification endpoint (``info``) plus the view it maintains."""
+    """An oslo.messaging notification endpoint (``info``, ``error``) plus the view it maintains."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._nodes: dict[Node, dict[str, Any]] = {}
+    def __init__(self, claim_timeout: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.RLock()
+        self._nodes: dict[Node, _Entry] = {}
+        self._claim_timeout = claim_timeout
+        self._clock = clock
+        self._deadlines: list[tuple[float, int, _Claim]] = []  # heap: the next claim to expire first
+        self._order = itertools.count()
         self.dropped = 0
+        self.alerts: list[tuple[str, dict[str, Any]]] = []
+
+    # -- the notification endpoint ---------------------------------------------------------
 
     def info(
         self, ctxt: Any, publisher_id: str, event_type: str, payload: dict[str, Any], metadata: Any
@@ -33,22 +113,138 @@ class CapacityView:
         if event_type == EVENT_TYPE:
             self.offer(payload)
 
+    def error(
+        self, ctxt: Any, publisher_id: str, event_type: str, payload: dict[str, Any], metadata: Any
+    ) -> None:
+        """Over-commit and quota alerts: kept for whoever looks (the last 1 000)."""
+        if event_type in ALERT_TYPES:
+            with self._lock:
+                self.alerts = [*self.alerts[-999:], (event_type, payload)]
+
+    # -- feeding the view ------------------------------------------------------------------
+
     def offer(self, payload: dict[str, Any]) -> bool:
         """Keep ``payload`` if it is newer than what we have; True if kept."""
-        key = (payload["host"], payload["node"])
+        entry = _entry(payload)
+        key = _key(payload)
         with self._lock:
             current = self._nodes.get(key)
-            if current is not None and current["generation"] >= payload["generation"]:
+            if current is not None and current.generation >= entry.generation:
                 self.dropped += 1
                 return False
-            self._nodes[key] = payload
+            if current is not None:
+                self._carry_claims(current, entry)
+            self._nodes[key] = entry
             return True
+
+    def load(self, payloads: Iterable[dict[str, Any]]) -> int:
+        """A snapshot (``tracker.client.snapshot``); returns how many nodes it made newer."""
+        return sum(self.offer(payload) for payload in payloads)
+
+    # -- reading it ------------------------------------------------------------------------
 
     def get(self, host: str, node: str) -> dict[str, Any] | None:
         with self._lock:
-            return self._nodes.get((host, node))
+            entry = self._nodes.get((host, node))
+            return entry.payload if entry else None
+
+    def __len__(self) -> int:
+        return len(self._nodes)
 
     def free(self, resource: str) -> dict[Node, int | None]:
-        """Free capacity of one resource class on every node (None: inventory unknown)."""
+        """Free capacity of one resource class on every node (None: inventory unknown),
+        as the tracker last reported it (pending claims not deducted)."""
         with self._lock:
-            return {key: payload["resources"][resource]["free"] for key, payload in self._nodes.items()}
+            return {key: entry.payload["resources"][resource]["free"] for key, entry in self._nodes.items()}
+
+    def fits(
+        self, request: Request, availability_zone: str | None = None, aggregate: str | None = None
+    ) -> list[Node]:
+        """Nodes that have room for ``request`` after pending claims, most free memory
+        first; disabled, forced-down and unregistered nodes never fit. ``aggregate`` is
+        an aggregate's uuid or name."""
+        need = (request.vcpus, request.memory_mb, request.disk_gb)
+        with self._lock:
+            self._expire()
+            found = [
+                (free[1] - entry.claimed[1], key)
+                for key, entry in self._nodes.items()
+                if entry.usable
+                and (free := entry.free) is not None
+                and free[0] - entry.claimed[0] >= need[0]
+                and free[1] - entry.claimed[1] >= need[1]
+                and free[2] - entry.claimed[2] >= need[2]
+                and (availability_zone is None or entry.zone == availability_zone)
+                and (aggregate is None or aggregate in entry.aggregates)
+            ]
+        found.sort(key=lambda pair: (-pair[0], pair[1]))
+        return [key for _free, key in found]
+
+    def room(self, host: str, node: str) -> tuple[int, int, int] | None:
+        """Free vcpus, memory_mb, local_gb after pending claims; None if unknown or unusable."""
+        with self._lock:
+            self._expire()
+            entry = self._nodes.get((host, node))
+            if entry is None or entry.free is None or not entry.usable:
+                return None
+            free, claimed = entry.free, entry.claimed
+            return (free[0] - claimed[0], free[1] - claimed[1], free[2] - claimed[2])
+
+    # -- the scheduler's own picks ------------------------------------------------------------
+
+    def claim(self, host: str, node: str, request: Request) -> None:
+        """Count ``request`` against the node until the tracker reports it (a newer
+        generation) or ``claim_timeout`` passes."""
+        with self._lock:
+            entry = self._nodes[(host, node)]
+            claim = _Claim(
+                (host, node),
+                (request.vcpus, request.memory_mb, request.disk_gb),
+                entry.generation,
+                self._clock() + self._claim_timeout,
+            )
+            entry.claims.append(claim)
+            _add(entry.claimed, claim.amounts, 1)
+            heapq.heappush(self._deadlines, (claim.deadline, next(self._order), claim))
+
+    def pick(
+        self, request: Request, availability_zone: str | None = None, aggregate: str | None = None
+    ) -> Node | None:
+        """The node with the most free memory that fits, claimed; None if none fits."""
+        with self._lock:  # re-entrant: two threads never both take a node's last room
+            candidates = self.fits(request, availability_zone, aggregate)
+            if not candidates:
+                return None
+            self.claim(*candidates[0], request)
+            return candidates[0]
+
+    def pending_claims(self) -> int:
+        with self._lock:
+            self._expire()
+            return sum(len(entry.claims) for entry in self._nodes.values())
+
+    def _carry_claims(self, old: _Entry, new: _Entry) -> None:
+        """A newer generation counts what was claimed before it: those claims end."""
+        for claim in old.claims:
+            if claim.generation < new.generation:
+                claim.released = True
+            else:
+                new.claims.append(claim)
+                _add(new.claimed, claim.amounts, 1)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            claim = heapq.heappop(self._deadlines)[2]
+            if claim.released:
+                continue
+            claim.released = True
+            entry = self._nodes.get(claim.node)
+            if entry is not None and claim in entry.claims:
+                entry.claims.remove(claim)
+                _add(entry.claimed, claim.amounts, -1)
+
+
+def _add(totals: list[int], amounts: tuple[int, int, int], sign: int) -> None:
+    for index, amount in enumerate(amounts):
+        totals[index] += sign * amount

@@ -10,12 +10,14 @@ from typing import Any
 from oslo_config import cfg
 
 from tracker import replay
-from tracker.bus import deadletter, decide
+from tracker.bus import amqp, deadletter, decide
+from tracker.bus.publisher import CapacityPublisher
 from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
 from tracker.db import flavors, migration
 from tracker.db.api import NodeInventory, Store
+from tracker.db.quota import RESOURCES as QUOTA_RESOURCES
 
 _INVENTORY_ARGS: tuple[tuple[str, type], ...] = (
     ("vcpus", int),
@@ -71,6 +73,24 @@ def _add_parsers(subparsers: Any) -> None:
 
     subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
 
+    announce = subparsers.add_parser(
+        "announce", help="Publish the current capacity of every node (or of --node) now."
+    )
+    announce.add_argument(
+        "--node", action="append", default=[], metavar="NAME", help="A host or nodename; repeat for more."
+    )
+    announce.set_defaults(func=announce_cmd)
+
+    quota = subparsers.add_parser("quota", help="Per-project limits (alerts only).").add_subparsers(
+        dest="quota_action"
+    )
+    quota_set = quota.add_parser("set", help="Override the [quota] defaults for one project (-1: no limit).")
+    quota_set.add_argument("project_id", metavar="PROJECT")
+    for name in QUOTA_RESOURCES:
+        quota_set.add_argument("--" + name.replace("_", "-"), dest=name, type=_limit)
+    quota_set.set_defaults(func=quota_set_cmd)
+    quota.add_parser("list", help="Print the defaults and every override.").set_defaults(func=quota_list)
+
     purge = subparsers.add_parser("purge", help="Forget instances deleted long ago (their tombstones).")
     purge.add_argument(
         "--older-than-days",
@@ -117,13 +137,24 @@ def _at_least_one_day(text: str) -> float:
     return days
 
 
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < -1:
+        raise ValueError("a limit is -1 (none) or at least 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     command = cfg.SubCommandOpt("command", handler=_add_parsers, help="What to do.")
     conf = common.parse_args(argv, [command], description="Manage the tracker.")
     common.setup_logging(conf.debug)
     func: Callable[[cfg.ConfigOpts, Store], int] | None = getattr(conf.command, "func", None)
     if func is None:
-        print("usage: tracker-manage {db sync|db version|node set|node list|replay|audit}", file=sys.stderr)
+        print(
+            "usage: tracker-manage {db sync|db version|node set|node list|replay|audit|announce|"
+            "quota set|quota list}",
+            file=sys.stderr,
+        )
         return 2
     store = Store(common.database(conf), conf)
     try:
@@ -244,3 +275,34 @@ def audit(conf: cfg.ConfigOpts, store: Store) -> int:
         print(problem)
     print("audit: ok" if not problems else f"audit: {len(problems)} node(s) disagree")
     return 1 if problems else 0
+
+
+def announce_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    payloads = store.node_payloads(conf.command.node)
+    if conf.command.node and not payloads:
+        print("no node has that host or nodename", file=sys.stderr)
+        return 1
+    connection = amqp.connect(conf)
+    try:
+        connection.ensure_connection(max_retries=3)
+        CapacityPublisher(connection, conf).publish(payloads)
+    finally:
+        amqp.close(connection)
+    print(f"announced {len(payloads)} node(s)")
+    return 0
+
+
+def quota_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    args = conf.command
+    limits = {name: getattr(args, name) for name in QUOTA_RESOURCES if getattr(args, name) is not None}
+    if not limits:
+        print("nothing to set: give --instances, --vcpus, --memory-mb or --local-gb", file=sys.stderr)
+        return 2
+    store.set_quota(args.project_id, limits)
+    return quota_list(conf, store)
+
+
+def quota_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    defaults, overrides = store.quota_limits()
+    print(json.dumps({"defaults": defaults, "projects": overrides}, indent=2, sort_keys=True))
+    return 0

@@ -16,6 +16,7 @@ _COLUMNS = ("vcpus", "memory_mb", "local_gb")
 
 cli_opts = [
     cfg.StrOpt("format", default="table", choices=["table", "json"], help="Output format."),
+    cfg.BoolOpt("projects", default=False, help="Show per-project usage and limits only."),
     cfg.FloatOpt("watch", default=0.0, min=0.0, help="Redraw every N seconds (0: print once)."),
     cfg.BoolOpt(
         "check-health",
@@ -32,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         return check_health(conf)
     store = Store(common.database(conf), conf)
     while True:
-        text = render(store.node_views(), store.project_usage(), conf.format)
+        if conf.projects:
+            text = render_projects(project_limits(store), conf.format)
+        else:
+            text = render(store.node_views(), store.project_usage(), conf.format)
         if conf.watch:
             sys.stdout.write("\033[2J\033[H")  # clear the terminal, like watch(1)
         sys.stdout.write(text + "\n")
@@ -56,6 +60,35 @@ def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str
     if fmt == "json":
         return json.dumps({"nodes": nodes, "projects": projects}, indent=2, sort_keys=True)
     return "\n".join([*_node_table(nodes), "", *_project_table(projects)])
+
+
+def project_limits(store: Store) -> list[dict[str, Any]]:
+    """Each project's usage with its effective limits (-1: none)."""
+    defaults, overrides = store.quota_limits()
+    return [
+        {**usage, "limits": {**defaults, **overrides.get(usage["project_id"], {})}}
+        for usage in store.project_usage()
+    ]
+
+
+def render_projects(projects: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"projects": projects}, indent=2, sort_keys=True)
+    header = f"{'PROJECT':<36}" + "".join(f"{name.upper() + ' used/limit':>24}" for name in _PROJECT_COLUMNS)
+    rows = [
+        _name(p["project_id"], 36)
+        + "".join(f"{_usage(p[name], p['limits'][name]):>24}" for name in _PROJECT_COLUMNS)
+        for p in projects
+    ]
+    return "\n".join([header, *rows] if rows else [header, "(no project usage yet)"])
+
+
+_PROJECT_COLUMNS = ("instances", "vcpus", "memory_mb", "local_gb")
+
+
+def _usage(used: int, limit: int) -> str:
+    over = " !" if limit >= 0 and used > limit else ""
+    return f"{used}/{'-' if limit < 0 else limit}{over}"
 
 
 _NAME_LIMIT = 40  # a longer name would wrap, and its wrapped part could pass for a row

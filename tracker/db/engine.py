@@ -10,7 +10,7 @@ from sqlalchemy import event, orm
 
 
 def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
-    url = _with_driver(sa.make_url(conf.database.connection))
+    url = with_driver(sa.make_url(conf.database.connection))
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return sa.create_engine(
@@ -28,7 +28,7 @@ def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
     )
 
 
-def _with_driver(url: sa.URL) -> sa.URL:
+def with_driver(url: sa.URL) -> sa.URL:
     """A plain ``postgresql://`` means psycopg 3, the driver we ship, on SQLAlchemy 2.0 too
     (whose default for it is still psycopg2)."""
     if url.drivername == "postgresql":

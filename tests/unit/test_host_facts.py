@@ -1,0 +1,156 @@
+"""Service and aggregate notifications: parsed, stored apart from instance accounting,
+carried in every node's payload; over-commit and quota alerts once per crossing (SQLite)."""
+
+import datetime
+
+import pytest
+
+from tests import factories
+from tests.payload_schema import problems
+from tracker.bus import decide
+from tracker.db import migration
+from tracker.db.api import NodeInventory, Store
+from tracker.db.engine import Database
+from tracker.events.hosts import AggregateState, ServiceStatus
+
+NODE = ("cmp1", "cmp1.example.org")
+MAX = 1_000_000
+
+
+def _decide(event_type, payload, seconds=0):
+    timestamp = factories.T0 + datetime.timedelta(seconds=seconds)
+    return decide.decide(factories.message(event_type, payload, timestamp=timestamp), MAX)
+
+
+def _drain(store):
+    published = []
+    store.drain_outbox(1000, published.extend)
+    for payload in published:
+        assert problems("capacity.update", payload) == []
+    return published
+
+
+def _alerts(store):
+    alerts = []
+    store.drain_alerts(1000, alerts.extend)
+    for event_type, payload in alerts:
+        assert problems(event_type, payload) == []
+    return alerts
+
+
+def test_service_and_aggregate_notifications_are_host_events_not_instance_events():
+    service = _decide("service.update", factories.service_payload(disabled=True, reason="maint"))
+    assert service.kind == decide.HOST and service.event is None
+    assert service.host_event == ServiceStatus("cmp1", True, "maint", False, "nova", factories.T0)
+    aggregate = _decide(
+        "aggregate.add_host.end", factories.aggregate_payload("u-1", "fast", ["b", "a"], "az1")
+    )
+    assert aggregate.host_event == AggregateState("u-1", "fast", "az1", ("a", "b"), False, factories.T0)
+    assert (
+        _decide("aggregate.add_host.start", factories.aggregate_payload("u-1", "f", [])).kind == decide.IGNORE
+    )
+    scheduler = factories.service_payload(binary="nova-scheduler")
+    assert _decide("service.update", scheduler).kind == decide.IGNORE
+
+
+@pytest.mark.parametrize(
+    ("event_type", "payload"),
+    [
+        ("service.update", {"host": "cmp1"}),
+        ("service.update", factories.service_payload(host="cmp1\x1b[2J")),
+        ("aggregate.create.end", factories.aggregate_payload("u-1", "x", "cmp1")),
+    ],
+)
+def test_a_malformed_host_notification_is_poison(event_type, payload):
+    assert _decide(event_type, payload).kind == decide.POISON
+
+
+def test_a_disabled_service_is_announced_on_every_node_of_its_host_and_counts_nothing(store):
+    store.set_node(*NODE, NodeInventory(vcpus=16, memory_mb=32768, local_gb=400))
+    store.apply(factories.event("create.end", 1))
+    _drain(store)
+    event = _decide("service.update", factories.service_payload(disabled=True, reason="maint"), 5).host_event
+    assert store.apply_host_event(event) == 1
+    (payload,) = _drain(store)
+    assert (payload["disabled"], payload["disabled_reason"], payload["generation"]) == (True, "maint", 3)
+    assert payload["resources"]["vcpus"]["used"] == 2  # instance accounting untouched
+    assert store.audit() == []
+    # the same state again, or an older one delivered late, announces nothing
+    assert store.apply_host_event(event) == 0
+    older = _decide("service.update", factories.service_payload(disabled=False), 4).host_event
+    assert store.apply_host_event(older) == 0
+    assert store.node_views()[0]["disabled"] is True
+
+
+def test_aggregates_give_zone_and_membership_and_follow_hosts_in_and_out(store):
+    for host in ("a", "b"):
+        store.set_node(host, host, NodeInventory(vcpus=8, memory_mb=8192, local_gb=100))
+    store.apply_host_event(
+        _decide("service.update", factories.service_payload(host="a", zone="nova")).host_event
+    )
+    add = factories.aggregate_payload("u-1", "fast", ["a"], zone="az1")
+    assert store.apply_host_event(_decide("aggregate.add_host.end", add, 1).host_event) == 1
+    views = {v["host"]: v for v in store.node_views()}
+    assert views["a"]["availability_zone"] == "az1"  # the aggregate's zone wins over the service's
+    assert views["a"]["aggregates"] == [{"uuid": "u-1", "name": "fast"}]
+    assert views["b"]["aggregates"] == [] and views["b"]["availability_zone"] is None
+    move = factories.aggregate_payload("u-1", "fast", ["b"], zone="az1")
+    assert store.apply_host_event(_decide("aggregate.remove_host.end", move, 2).host_event) == 2
+    views = {v["host"]: v for v in store.node_views()}
+    assert views["a"]["availability_zone"] == "nova" and views["b"]["availability_zone"] == "az1"
+    # a late add_host, older than what we have, changes nothing
+    assert store.apply_host_event(_decide("aggregate.add_host.end", add, 1.5).host_event) == 0
+    delete = factories.aggregate_payload("u-1", "fast", None, zone="az1")
+    assert store.apply_host_event(_decide("aggregate.delete.end", delete, 3).host_event) == 1
+    assert all(v["aggregates"] == [] for v in store.node_views())
+    _drain(store)
+
+
+def test_an_overcommitted_node_raises_one_alert_per_crossing(store):
+    store.set_node(*NODE, NodeInventory(vcpus=1, memory_mb=32768, local_gb=400, cpu_allocation_ratio=1.0))
+    store.apply(factories.event("create.end", 1, instance="a"))  # 2 vCPUs on 1: over
+    store.apply(factories.event("create.end", 2, instance="b"))  # still over: no second alert
+    ((event_type, alert),) = _alerts(store)
+    assert event_type == "capacity.overcommit"
+    assert alert["overcommitted"] == {"vcpus": {"used": 2, "capacity": 1}}
+    assert (alert["host"], alert["nodename"], alert["generation"]) == (*NODE, 2)
+    store.apply(factories.event("delete.end", 3, instance="a", state="deleted"))
+    store.apply(factories.event("delete.end", 4, instance="b", state="deleted"))
+    assert _alerts(store) == []
+    store.apply(factories.event("create.end", 5, instance="c"))  # over again: a new crossing
+    assert len(_alerts(store)) == 1
+    # shrinking the inventory under the usage is a crossing too
+    store.set_node(*NODE, NodeInventory(memory_mb=1024))
+    ((_type, alert),) = _alerts(store)
+    assert alert["overcommitted"]["memory_mb"] == {"used": 2048, "capacity": 1024 - 512}
+
+
+def test_quota_alerts_once_per_crossing_with_per_project_overrides(store):
+    store.set_node(*NODE, NodeInventory(vcpus=16, memory_mb=32768, local_gb=400))
+    store.set_quota("proj-1", {"instances": 1, "vcpus": -1})
+    store.apply(factories.event("create.end", 1, instance="a"))
+    assert _alerts(store) == []
+    store.apply(factories.event("create.end", 2, instance="b"))
+    store.apply(factories.event("create.end", 3, instance="c"))
+    ((event_type, alert),) = _alerts(store)
+    assert event_type == "quota.exceeded"
+    assert {k: alert[k] for k in ("project_id", "resource", "limit", "used")} == {
+        "project_id": "proj-1",
+        "resource": "instances",
+        "limit": 1,
+        "used": 2,
+    }
+    store.apply(factories.event("create.end", 4, instance="d", project="proj-2"))
+    assert _alerts(store) == []  # defaults: no limit
+    assert store.quota_limits()[1] == {"proj-1": {"instances": 1, "vcpus": -1}}
+
+
+def test_quota_defaults_come_from_the_configuration(conf):
+    conf.set_override("vcpus", 3, group="quota")
+    db = Database.from_conf(conf)
+    migration.upgrade(db.engine)
+    store = Store(db, conf)
+    store.apply(factories.event("create.end", 1, instance="a"))
+    store.apply(factories.event("create.end", 2, instance="b"))
+    assert [(t, a["resource"], a["used"]) for t, a in _alerts(store)] == [("quota.exceeded", "vcpus", 4)]
+    db.dispose()
