@@ -25,6 +25,8 @@ def upgrade() -> None:
     with op.batch_alter_table("compute_nodes") as batch:
         batch.alter_column("uuid", existing_type=sa.String(36), nullable=False)
         batch.create_unique_constraint("uq_compute_nodes_uuid", ["uuid"])
+    # names compare byte for byte on MariaDB/MySQL too (see 0007)
+    binary = _binary_collation(bind)
     op.create_table(
         "host_services",
         sa.Column("host", sa.String(255), nullable=False),
@@ -34,6 +36,7 @@ def upgrade() -> None:
         sa.Column("availability_zone", sa.String(255), nullable=True),
         sa.Column("noted_at", sa.String(26), nullable=False),
         sa.PrimaryKeyConstraint("host", name="pk_host_services"),
+        **binary,
     )
     op.create_table(
         "aggregates",
@@ -43,6 +46,7 @@ def upgrade() -> None:
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("noted_at", sa.String(26), nullable=False),
         sa.PrimaryKeyConstraint("uuid", name="pk_aggregates"),
+        **binary,
     )
     op.create_table(
         "aggregate_hosts",
@@ -55,6 +59,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("aggregate_uuid", "host", name="pk_aggregate_hosts"),
+        **binary,
     )
     op.create_index("ix_aggregate_hosts_host", "aggregate_hosts", ["host"])
     op.create_table(
@@ -63,6 +68,7 @@ def upgrade() -> None:
         sa.Column("resource", sa.String(32), nullable=False),
         sa.Column("limit", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("project_id", "resource", name="pk_project_quotas"),
+        **binary,
     )
     op.create_table(
         "alert_outbox",
@@ -71,8 +77,12 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_alert_outbox"),
+        **binary,
     )
-    if bind.dialect.name == "mysql":
-        collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
-        for table in ("host_services", "aggregates", "aggregate_hosts", "project_quotas", "alert_outbox"):
-            op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
+
+
+def _binary_collation(bind: sa.Connection) -> dict[str, str]:
+    if bind.dialect.name != "mysql":
+        return {}
+    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
