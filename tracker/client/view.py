@@ -163,22 +163,28 @@ class CapacityView:
         """Nodes that have room for ``request`` after pending claims, most free memory
         first; disabled, forced-down and unregistered nodes never fit. ``aggregate`` is
         an aggregate's uuid or name."""
-        need = (request.vcpus, request.memory_mb, request.disk_gb)
         with self._lock:
-            self._expire()
-            found = [
-                (free[1] - entry.claimed[1], key)
-                for key, entry in self._nodes.items()
-                if entry.usable
-                and (free := entry.free) is not None
-                and free[0] - entry.claimed[0] >= need[0]
-                and free[1] - entry.claimed[1] >= need[1]
-                and free[2] - entry.claimed[2] >= need[2]
-                and (availability_zone is None or entry.zone == availability_zone)
-                and (aggregate is None or aggregate in entry.aggregates)
-            ]
-        found.sort(key=lambda pair: (-pair[0], pair[1]))
-        return [key for _free, key in found]
+            found = self._fitting(request, availability_zone, aggregate)
+        found.sort()
+        return [key for _order, key in found]
+
+    def _fitting(
+        self, request: Request, availability_zone: str | None, aggregate: str | None
+    ) -> list[tuple[tuple[int, Node], Node]]:
+        """(sort order: most free memory first, then by name; node) of every node that fits."""
+        self._expire()
+        vcpus, memory_mb, disk_gb = request.vcpus, request.memory_mb, request.disk_gb
+        return [
+            ((entry.claimed[1] - free[1], key), key)
+            for key, entry in self._nodes.items()
+            if entry.usable
+            and (free := entry.free) is not None
+            and free[0] - entry.claimed[0] >= vcpus
+            and free[1] - entry.claimed[1] >= memory_mb
+            and free[2] - entry.claimed[2] >= disk_gb
+            and (availability_zone is None or entry.zone == availability_zone)
+            and (aggregate is None or aggregate in entry.aggregates)
+        ]
 
     def room(self, host: str, node: str) -> tuple[int, int, int] | None:
         """Free vcpus, memory_mb, local_gb after pending claims; None if unknown or unusable."""
@@ -212,11 +218,12 @@ class CapacityView:
     ) -> Node | None:
         """The node with the most free memory that fits, claimed; None if none fits."""
         with self._lock:  # re-entrant: two threads never both take a node's last room
-            candidates = self.fits(request, availability_zone, aggregate)
+            candidates = self._fitting(request, availability_zone, aggregate)
             if not candidates:
                 return None
-            self.claim(*candidates[0], request)
-            return candidates[0]
+            _order, best = min(candidates)
+            self.claim(*best, request)
+            return best
 
     def pending_claims(self) -> int:
         with self._lock:

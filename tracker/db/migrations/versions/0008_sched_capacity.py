@@ -5,6 +5,7 @@ Revises: 0007
 """
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -81,7 +82,7 @@ def upgrade() -> None:
     )
 
 
-def _binary_collation(bind: sa.Connection) -> dict[str, str]:
+def _binary_collation(bind: sa.Connection) -> dict[str, Any]:
     if bind.dialect.name != "mysql":
         return {}
     collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
