@@ -1,0 +1,136 @@
+"""Example: the tracker's capacity view inside ``nova-scheduler``, as a filter and a weigher.
+
+Install ``tracker`` in nova-scheduler's environment, put this file on its
+Python path, and in nova.conf::
+
+    [filter_scheduler]
+    available_filters = nova.scheduler.filters.all_filters
+    available_filters = nova_tracker_scheduler.TrackerCapacityFilter
+    enabled_filters = ComputeFilter,AvailabilityZoneFilter,TrackerCapacityFilter   # last
+    weight_classes = nova_tracker_scheduler.TrackerRAMWeigher
+    host_subset_size = 1
+
+and in nova-scheduler's environment:
+
+- ``TRACKER_TRANSPORT_URL``: the broker the tracker publishes on (often Nova's);
+- ``TRACKER_EXCHANGE``: ``[capacity_notifications] exchange`` (default ``tracker``);
+- ``TRACKER_SNAPSHOT``: optional, a ``tracker-status --format json`` file or a
+  read-only database URL, for a scheduler that starts before the next
+  announce interval has gone round.
+
+Every scheduler process gets a listener pool of its own (``scheduler-<host>-<pid>``),
+so each one sees every update.
+
+The filter passes a host only if the tracker knows it, its service is neither
+disabled nor forced down, and it has room for the flavor after the pending
+claims of this scheduler. The weigher prefers the most free memory after
+those claims, and claims the request on the host it weighs highest: with
+``host_subset_size = 1`` and this weigher alone (or dominant), that is the
+host Nova picks. The claim ends when the tracker reports a newer generation
+of the node (it counted the boot) or after 60 seconds, so back-to-back boots
+spread out instead of all landing on the emptiest node. Nova does not weigh a
+lone candidate: when one host alone passes, the filter claims it (hence
+listed last: no later filter may remove it). If another weigher
+changes the order, the claim may sit on a runner-up for one update: it then
+under-uses that node briefly, and never over-fills one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+from nova.scheduler import filters, weights
+
+from tracker.client import snapshot
+from tracker.client.view import CapacityView, Request
+
+_LOCK = threading.Lock()
+_VIEW: CapacityView | None = None
+
+
+def request_of(spec_obj: Any) -> Request:
+    """What one instance of ``spec_obj`` needs, counted as Nova's resource tracker counts it."""
+    flavor = spec_obj.flavor
+    root_gb = 0 if getattr(spec_obj, "is_bfv", False) else flavor.root_gb
+    return Request(
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
+        disk_gb=root_gb + flavor.ephemeral_gb + flavor.swap // 1024,
+    )
+
+
+def set_view(view: CapacityView | None) -> None:
+    """Use ``view`` (tests, or a deployment that wires its own listener)."""
+    global _VIEW  # noqa: PLW0603 - one view per scheduler process, as Nova's HostManager is
+    with _LOCK:
+        _VIEW = view
+
+
+def shared_view() -> CapacityView:
+    """The process's view: on first use, a listener is started, then the snapshot loaded."""
+    global _VIEW  # noqa: PLW0603
+    with _LOCK:
+        if _VIEW is None:
+            _VIEW = _listening_view()
+        return _VIEW
+
+
+def _listening_view() -> CapacityView:
+    import oslo_messaging  # noqa: PLC0415 - nova-scheduler has it; tests never get here
+    from oslo_config import cfg  # noqa: PLC0415
+
+    view = CapacityView()
+    conf = cfg.ConfigOpts()
+    conf([])
+    transport = oslo_messaging.get_notification_transport(conf, url=os.environ["TRACKER_TRANSPORT_URL"])
+    target = oslo_messaging.Target(
+        exchange=os.environ.get("TRACKER_EXCHANGE", "tracker"), topic="capacity_notifications"
+    )
+    pool = f"scheduler-{socket.gethostname()}-{os.getpid()}"
+    oslo_messaging.get_notification_listener(
+        transport, [target], [view], executor="threading", pool=pool
+    ).start()
+    source = os.environ.get("TRACKER_SNAPSHOT")
+    if source:  # after the listener started: nothing falls between the two
+        view.load(snapshot.from_database(source) if "://" in source else snapshot.from_status(source))
+    return view
+
+
+class TrackerCapacityFilter(filters.BaseHostFilter):  # type: ignore[misc]
+    """Passes hosts the tracker says have room for the flavor, after pending claims."""
+
+    RUN_ON_REBUILD = False  # a rebuild stays on its host and needs no new room
+
+    def host_passes(self, host_state: Any, spec_obj: Any) -> bool:
+        room = shared_view().room(host_state.host, host_state.nodename)
+        if room is None:  # unknown to the tracker, unregistered, disabled or forced down
+            return False
+        need = request_of(spec_obj)
+        return room[0] >= need.vcpus and room[1] >= need.memory_mb and room[2] >= need.disk_gb
+
+    def filter_all(self, filter_obj_list: Any, spec_obj: Any) -> list[Any]:
+        passing = list(super().filter_all(filter_obj_list, spec_obj))
+        if len(passing) == 1:  # Nova picks it without weighing: the weigher cannot claim it
+            shared_view().claim(passing[0].host, passing[0].nodename, request_of(spec_obj))
+        return passing
+
+
+class TrackerRAMWeigher(weights.BaseHostWeigher):  # type: ignore[misc]
+    """Spreads by free memory after pending claims, and claims the top host."""
+
+    minval = 0
+
+    def _weigh_object(self, host_state: Any, weight_properties: Any) -> float:
+        room = shared_view().room(host_state.host, host_state.nodename)
+        return 0.0 if room is None else float(room[1])
+
+    def weigh_objects(self, weighed_obj_list: list[Any], weight_properties: Any) -> list[float]:
+        weights_list: list[float] = super().weigh_objects(weighed_obj_list, weight_properties)
+        if weighed_obj_list:
+            best = max(range(len(weights_list)), key=weights_list.__getitem__)
+            host_state = weighed_obj_list[best].obj
+            shared_view().claim(host_state.host, host_state.nodename, request_of(weight_properties))
+        return weights_list
