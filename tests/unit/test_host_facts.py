@@ -2,6 +2,9 @@
 carried in every node's payload; over-commit and quota alerts once per crossing (SQLite)."""
 
 import datetime
+import json
+import pathlib
+import re
 
 import pytest
 
@@ -154,3 +157,17 @@ def test_quota_defaults_come_from_the_configuration(conf):
     store.apply(factories.event("create.end", 2, instance="b"))
     assert [(t, a["resource"], a["used"]) for t, a in _alerts(store)] == [("quota.exceeded", "vcpus", 4)]
     db.dispose()
+
+
+def test_every_example_in_the_payload_documentation_follows_the_schema():
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "doc" / "capacity-notification.md").read_text()
+    sections = re.split(r"^## ", doc, flags=re.MULTILINE)
+    examples = {}
+    for section in sections:
+        kind = re.match(r"`([a-z._]+)`", section)
+        block = re.search(r"```json\n(.*?)```", section, flags=re.DOTALL)
+        if kind and block:
+            examples[kind.group(1)] = json.loads(block.group(1))
+    assert set(examples) == {"capacity.update", "capacity.overcommit", "quota.exceeded"}
+    for event_type, example in examples.items():
+        assert problems(event_type, example) == []
