@@ -21,10 +21,7 @@ from tracker.bus.publisher import CapacityPublisher
 from tracker.client import snapshot
 from tracker.client.view import CapacityView, Request
 from tracker.cmd import status
-from tracker.db import capacity
 from tracker.db.api import NodeInventory
-from tracker.db.hosts import NO_FACTS
-from tracker.db.nodes import NodeRecord
 
 pytestmark = pytest.mark.functional
 GIB = 1024
@@ -188,33 +185,12 @@ def test_a_burst_of_1000_changes_on_one_node_gives_few_notifications_and_the_las
 # 4 -------------------------------------------------------------------------------------------
 
 
-def _synthetic(host, generation):
-    node = NodeRecord(
-        id=1,
-        uuid=f"00000000-0000-4000-8000-{host[-4:]:0>12}",
-        host=host,
-        hypervisor_hostname=host,
-        placeholder=False,
-        vcpus=16,
-        memory_mb=32768,
-        local_gb=400,
-        reserved_vcpus=0,
-        reserved_memory_mb=512,
-        reserved_local_gb=0,
-        cpu_allocation_ratio=4.0,
-        ram_allocation_ratio=1.0,
-        disk_allocation_ratio=1.0,
-        vcpus_used=generation,
-        memory_mb_used=0,
-        local_gb_used=0,
-        running_vms=generation,
-        generation=generation,
-    )
-    return capacity.payload(node, NO_FACTS, capacity.now_text())
-
-
 def test_delivered_out_of_order_the_view_ends_at_the_newest_generation_of_every_node(rig, names):
-    updates = [_synthetic(f"cmp{n:04d}", g) for n in range(20) for g in range(1, 11)]
+    updates = [
+        factories.capacity_payload(f"cmp{n:04d}", generation=g, vcpus_used=g, running_vms=g)
+        for n in range(20)
+        for g in range(1, 11)
+    ]
     random.Random(10).shuffle(updates)
     with Listening(names) as view:
         connection = amqp.connect(rig)

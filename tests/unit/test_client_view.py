@@ -2,41 +2,27 @@
 
 import pytest
 
+from tests import factories
 from tests.payload_schema import problems
 from tracker.client.view import CapacityView, Request
-from tracker.db import capacity
-from tracker.db.hosts import NO_FACTS, HostFacts
-from tracker.db.nodes import NodeRecord
+from tracker.db.hosts import HostFacts
 
 SMALL = Request(vcpus=2, memory_mb=4096, disk_gb=20)
 BIG = Request(vcpus=8, memory_mb=16384, disk_gb=80)
 
 
-def _payload(
-    generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=32768, facts=NO_FACTS, total=16
-):
-    node = NodeRecord(
-        id=1,
-        uuid="7a1b0c3e-0000-4000-8000-000000000001",
-        host=host,
-        hypervisor_hostname=f"{host}.example.org",
-        placeholder=False,
+def _payload(generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=32768, facts=None, total=16):
+    payload = factories.capacity_payload(
+        host,
+        f"{host}.example.org",
+        generation,
+        facts,
         vcpus=total,
         memory_mb=memory_mb,
-        local_gb=400,
-        reserved_vcpus=0,
-        reserved_memory_mb=512,
-        reserved_local_gb=0,
-        cpu_allocation_ratio=4.0,
-        ram_allocation_ratio=1.0,
-        disk_allocation_ratio=1.0,
         vcpus_used=vcpus_used,
         memory_mb_used=memory_used,
-        local_gb_used=0,
         running_vms=vcpus_used // 2,
-        generation=generation,
     )
-    payload = capacity.payload(node, facts, capacity.now_text())
     assert problems("capacity.update", payload) == []
     return payload
 
