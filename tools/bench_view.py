@@ -28,12 +28,12 @@ import tempfile
 import time
 from typing import Any
 
-import kombu
 from bench_broker import Child, entities
-from bench_consumers import BROKER, RABBIT
+from bench_consumers import RABBIT
 from bench_latency import percentile
 
 from tracker import conf as tracker_conf
+from tracker.bus import amqp
 from tracker.bus.publisher import CapacityPublisher
 from tracker.client.view import CapacityView, Request
 from tracker.db import capacity
@@ -97,7 +97,7 @@ def keeping_up(nodes: int, generations: int, log: Any) -> dict[str, Any]:
         conf = tracker_conf.load([], default_config_files=[])
         conf.set_override("transport_url", RABBIT)
         conf.set_override("exchange", names.capacity, group="capacity_notifications")
-        with kombu.Connection(BROKER, transport_options={"confirm_publish": True}) as connection:
+        with amqp.connect(conf, confirm_each=False) as connection:  # as the relay connects
             publisher = CapacityPublisher(connection, conf)
             started = time.monotonic()
             publisher.publish(updates)

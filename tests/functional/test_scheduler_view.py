@@ -193,7 +193,7 @@ def test_delivered_out_of_order_the_view_ends_at_the_newest_generation_of_every_
     ]
     random.Random(10).shuffle(updates)
     with Listening(names) as view:
-        connection = amqp.connect(rig)
+        connection = amqp.connect(rig, confirm_each=False)
         try:
             CapacityPublisher(connection, rig).publish(updates)
         finally:

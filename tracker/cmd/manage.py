@@ -282,7 +282,7 @@ def announce_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
     if conf.command.node and not payloads:
         print("no node has that host or nodename", file=sys.stderr)
         return 1
-    connection = amqp.connect(conf)
+    connection = amqp.connect(conf, confirm_each=False)
     try:
         connection.ensure_connection(max_retries=3)
         CapacityPublisher(connection, conf).publish(payloads)
