@@ -114,21 +114,24 @@ class _Counting:
 def run_oslo(spec: dict[str, Any]) -> dict[str, Any]:
     """What a stock OpenStack notification consumer manages with oslo.messaging's defaults."""
     endpoint = _Counting(spec["expected"])
-    elapsed, finished = _listen(spec, endpoint)
+    elapsed, finished = _listen(spec, endpoint, endpoint.done)
     return {"seconds": elapsed, "received": endpoint.count, "finished": finished}
 
 
 def run_view(spec: dict[str, Any]) -> dict[str, Any]:
-    """A scheduler: the same stock listener feeding ``tracker.client.view.CapacityView``.
-    Done once every message arrived; correct if every node holds its newest generation."""
-    from tracker.client.view import CapacityView  # noqa: PLC0415
+    """A scheduler: the same stock listener feeding ``tracker.client.view.CapacityView``
+    (``batch``: oslo.messaging's batch listener). Runs until ``expected`` messages
+    arrived, or until SIGTERM without it; reports every node's generation."""
+    from tracker.client.view import BatchEndpoint, CapacityView  # noqa: PLC0415
 
-    class CountingView(CapacityView):
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    class TimedView(CapacityView):
         def __init__(self) -> None:
             super().__init__()
-            self.counting = _Counting(spec["expected"])
-            self.done = self.counting.done
-
+            self.counting = _Counting(spec.get("expected", 0))
+            self.done = self.counting.done if "expected" in spec else stopping
             self.first_at: float | None = None
             self.last_at = 0.0
 
@@ -138,24 +141,24 @@ def run_view(spec: dict[str, Any]) -> dict[str, Any]:
             self.first_at = self.first_at or self.last_at
             self.counting.info(ctxt, publisher_id, event_type, payload, metadata)
 
-    view = CountingView()
-    elapsed, finished = _listen(spec, view)
-    newest = spec["generations"]
-    stale = sum(1 for host in spec["hosts"] if (view.get(host, host) or {}).get("generation") != newest)
+    view = TimedView()
+    endpoint = BatchEndpoint(view) if spec.get("batch") else view
+    elapsed, finished = _listen(spec, endpoint, view.done)
+    generations = {host: view.get(host, node)["generation"] for host, node in view.nodes()}
     return {
         "seconds": elapsed,
         "received": view.counting.count,
         "finished": finished,
-        "nodes": len(view),
-        "stale_nodes": stale,
+        "generations": generations,
         "dropped": view.dropped,
         "first_at": view.first_at,
         "last_at": view.last_at,
     }
 
 
-def _listen(spec: dict[str, Any], endpoint: Any) -> tuple[float, bool]:
-    """A stock notification listener with ``endpoint`` until ``endpoint.done``: seconds, finished."""
+def _listen(spec: dict[str, Any], endpoint: Any, done: threading.Event) -> tuple[float, bool]:
+    """A stock notification listener (``batch``: the batch one) with ``endpoint`` until
+    ``done``: seconds, finished."""
     import oslo_messaging  # noqa: PLC0415 - only these kinds pay for oslo.messaging (and eventlet)
     from oslo_config import cfg  # noqa: PLC0415
 
@@ -164,12 +167,23 @@ def _listen(spec: dict[str, Any], endpoint: Any) -> tuple[float, bool]:
     start = time.perf_counter()
     transport = oslo_messaging.get_notification_transport(conf, url=RABBIT)
     target = oslo_messaging.Target(exchange=spec["exchange"], topic=spec["topic"])
-    listener = oslo_messaging.get_notification_listener(
-        transport, [target], [endpoint], executor="threading", pool=spec["queue"]
-    )
+    if spec.get("batch"):
+        listener = oslo_messaging.get_batch_notification_listener(
+            transport,
+            [target],
+            [endpoint],
+            executor="threading",
+            pool=spec["queue"],
+            batch_size=500,
+            batch_timeout=0.05,
+        )
+    else:
+        listener = oslo_messaging.get_notification_listener(
+            transport, [target], [endpoint], executor="threading", pool=spec["queue"]
+        )
     listener.start()
     say("consuming")
-    finished = endpoint.done.wait(spec.get("timeout", 300))
+    finished = done.wait(spec.get("timeout", 300))
     elapsed = time.perf_counter() - start
     listener.stop()
     listener.wait()
@@ -210,6 +224,7 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
         "seconds": elapsed,
         "received": worker.metrics["received"],
         "finished": finished,
+        "finished_at": time.monotonic(),
         "metrics": worker.metrics.snapshot(),
         "published": worker.relay.published,
     }
