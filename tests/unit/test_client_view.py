@@ -4,7 +4,7 @@ import pytest
 
 from tests import factories
 from tests.payload_schema import problems
-from tracker.client.view import CapacityView, Request
+from tracker.client.view import BatchEndpoint, CapacityView, Request
 from tracker.db.hosts import HostFacts
 
 SMALL = Request(vcpus=2, memory_mb=4096, disk_gb=20)
@@ -142,3 +142,23 @@ def test_a_payload_without_its_identity_is_refused_loudly(missing):
     del payload[missing]
     with pytest.raises(KeyError):
         CapacityView().offer(payload)
+
+
+def test_the_batch_endpoint_feeds_the_view_as_the_batch_listener_hands_over():
+    view = CapacityView()
+    endpoint = BatchEndpoint(view)
+
+    def message(event_type, payload):
+        return {
+            "ctxt": {},
+            "publisher_id": "tracker:w1",
+            "event_type": event_type,
+            "payload": payload,
+            "metadata": {},
+        }
+
+    endpoint.info([message("capacity.update", _payload(2)), message("capacity.update", _payload(1))])
+    endpoint.error([message("quota.exceeded", {"project_id": "p1"})])
+    assert view.get(*_node("cmp1"))["generation"] == 2 and view.dropped == 1
+    assert view.alerts == [("quota.exceeded", {"project_id": "p1"})]
+    assert view.nodes() == [_node("cmp1")]
