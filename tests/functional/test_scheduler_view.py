@@ -269,3 +269,31 @@ def test_a_disabled_service_is_skipped_and_an_overcommitted_node_raises_one_aler
     warnings = [r for r in caplog.records if "over-committed" in r.getMessage()]
     assert len(warnings) == 1
     assert published_payloads_follow_the_schema.count("capacity.overcommit") == 1  # and it was validated
+
+
+# beyond the list: zones and aggregates from Nova, quota alerts -----------------------------
+
+
+def test_aggregates_from_nova_filter_placement_and_a_quota_crossing_alerts_once(rig, names):
+    with Running(rig) as running, Listening(names) as view:
+        _register(running.store, ["cmp1", "cmp2"], memory_mb=128 * GIB)
+        running.store.set_quota(
+            factories.instance_payload("x")["nova_object.data"]["tenant_id"], {"instances": 2}
+        )
+        wait_for(lambda: len(view) == 2)
+        aggregate = factories.aggregate_payload(
+            "4d6b0c1e-0000-4000-8000-00000000a99e", "ssd", ["cmp2"], "az9"
+        )
+        _nova(rig, [factories.message("aggregate.add_host.end", aggregate, publisher="nova-api:ctl1")])
+        wait_for(lambda: view.get("cmp2", "cmp2")["availability_zone"] == "az9")
+        assert view.fits(BOOT, availability_zone="az9") == [("cmp2", "cmp2")]
+        assert view.fits(BOOT, aggregate="ssd") == [("cmp2", "cmp2")]
+        assert view.get("cmp1", "cmp1")["aggregates"] == []
+
+        _nova(rig, [_create(f"u-{i}", "cmp1", i) for i in range(4)])  # 3rd and 4th over a quota of 2
+        wait_for(lambda: running.worker.metrics["applied"] == 4)
+        wait_for(lambda: view.get("cmp1", "cmp1")["running_vms"] == 4 and view.alerts)
+        time.sleep(0.5)  # a second alert would have come by now
+    assert [(kind, alert["resource"], alert["limit"]) for kind, alert in view.alerts] == [
+        ("quota.exceeded", "instances", 2)
+    ]

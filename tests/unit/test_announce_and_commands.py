@@ -3,9 +3,13 @@
 
 import json
 
+import pytest
+import sqlalchemy as sa
+
 from tests import factories
 from tracker import replay
 from tracker.bus.announce import Announcer
+from tracker.client import snapshot
 from tracker.cmd import manage, status
 from tracker.db.api import NodeInventory
 
@@ -80,3 +84,15 @@ def test_a_replayed_service_update_marks_the_node_disabled(store, tmp_path):
     report = replay.replay([line], store, 1_000_000)
     assert report.metrics["host_events"] == 1 and report.poison == []
     assert store.node_views()[0]["disabled"] is True
+
+
+def test_a_snapshot_from_the_database_is_read_over_a_connection_that_cannot_write(store, conf):
+    _register(store, 3)
+    url = conf.database.connection
+    loaded = snapshot.from_database(url)
+    assert [p["host"] for p in loaded] == ["cmp00", "cmp01", "cmp02"]
+    assert loaded == [{**p, "timestamp": loaded[0]["timestamp"]} for p in store.node_payloads()]
+    engine = sa.create_engine(url, **snapshot._read_only(sa.make_url(url)))
+    with engine.connect() as connection, pytest.raises(sa.exc.OperationalError, match="readonly"):
+        connection.exec_driver_sql("DELETE FROM compute_nodes")
+    engine.dispose()
