@@ -146,6 +146,13 @@ def test_quota_alerts_once_per_crossing_with_per_project_overrides(store):
     store.apply(factories.event("create.end", 4, instance="d", project="proj-2"))
     assert _alerts(store) == []  # defaults: no limit
     assert store.quota_limits()[1] == {"proj-1": {"instances": 1, "vcpus": -1}}
+    # a limit set under the usage is a crossing: alerted now, once
+    (crossed,) = store.set_quota("proj-2", {"vcpus": 1, "instances": 5})
+    assert (crossed["resource"], crossed["used"], crossed["limit"]) == ("vcpus", 2, 1)
+    assert [alert["project_id"] for _type, alert in _alerts(store)] == ["proj-2"]
+    assert store.set_quota("proj-2", {"vcpus": 0}) == []  # over already
+    store.apply(factories.event("create.end", 5, instance="e", project="proj-2"))
+    assert _alerts(store) == []
 
 
 def test_quota_defaults_come_from_the_configuration(conf):

@@ -9,7 +9,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import replay
+from tracker import escape, replay
 from tracker.bus import amqp, deadletter, decide
 from tracker.bus.publisher import CapacityPublisher
 from tracker.bus.relay import Relay
@@ -298,7 +298,12 @@ def quota_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
     if not limits:
         print("nothing to set: give --instances, --vcpus, --memory-mb or --local-gb", file=sys.stderr)
         return 2
-    store.set_quota(args.project_id, limits)
+    for crossed in store.set_quota(args.project_id, limits):
+        print(
+            f"warning: project {escape.text(args.project_id)} already uses {crossed['used']} "
+            f"{crossed['resource']}, over its new limit of {crossed['limit']} (alert published)",
+            file=sys.stderr,
+        )
     return quota_list(conf, store)
 
 

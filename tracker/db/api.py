@@ -150,10 +150,13 @@ class Store:
         """Every node's payload, by host and nodename (``tracker-status``, snapshots)."""
         return sorted(self.node_payloads(), key=lambda view: (view["host"], view["nodename"]))
 
-    def set_quota(self, project_id: str, limits: dict[str, int]) -> None:
-        """Per-project limits overriding ``[quota]`` (-1: no limit)."""
+    def set_quota(self, project_id: str, limits: dict[str, int]) -> list[dict[str, Any]]:
+        """Per-project limits overriding ``[quota]`` (-1: no limit). A limit set under the
+        project's usage raises its ``quota.exceeded`` alert now; returns those alerts."""
         with self.db.connection() as connection:
-            quota.set_limits(connection, project_id, limits)
+            crossed = quota.set_limits(connection, project_id, limits, self._quota)
+            outbox.alert(connection, quota.EVENT_TYPE, crossed)
+            return crossed
 
     def quota_limits(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         """The ``[quota]`` defaults and the per-project overrides."""

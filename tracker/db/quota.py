@@ -58,7 +58,15 @@ def crossings(
     return found
 
 
-def set_limits(connection: sa.Connection, project_id: str, limits: Limits) -> None:
+def set_limits(
+    connection: sa.Connection, project_id: str, limits: Limits, default_limits: Limits
+) -> list[dict[str, Any]]:
+    """Override the defaults for one project; returns the limits it is now over and was
+    not before (a limit set under the usage is a crossing too)."""
+    usage = connection.execute(
+        sa.select(USAGE).where(USAGE.c.project_id == project_id).with_for_update()
+    ).one_or_none()
+    before = {**default_limits, **overrides(connection, project_id).get(project_id, {})}
     rows = [
         {"project_id": project_id, "resource": name, "limit": value} for name, value in sorted(limits.items())
     ]
@@ -69,10 +77,28 @@ def set_limits(connection: sa.Connection, project_id: str, limits: Limits) -> No
             .where(QUOTAS.c.project_id == project_id, QUOTAS.c.resource == row["resource"])
             .values(limit=row["limit"])
         )
+    if usage is None:
+        return []
+    after = {**before, **limits}
+    return [
+        {
+            "project_id": project_id,
+            "resource": resource,
+            "limit": after[resource],
+            "used": getattr(usage, resource),
+        }
+        for resource in RESOURCES
+        if alerts.exceeds(getattr(usage, resource), after[resource])
+        and not alerts.exceeds(getattr(usage, resource), before[resource])
+    ]
 
 
-def overrides(connection: sa.Connection) -> dict[str, dict[str, int]]:
+def overrides(connection: sa.Connection, project_id: str | None = None) -> dict[str, dict[str, int]]:
+    """Per-project overrides, of every project or of ``project_id``."""
+    query = sa.select(QUOTAS).order_by(QUOTAS.c.project_id, QUOTAS.c.resource)
+    if project_id is not None:
+        query = query.where(QUOTAS.c.project_id == project_id)
     found: dict[str, dict[str, int]] = {}
-    for row in connection.execute(sa.select(QUOTAS).order_by(QUOTAS.c.project_id, QUOTAS.c.resource)):
+    for row in connection.execute(query):
         found.setdefault(row.project_id, {})[row.resource] = row.limit
     return found
