@@ -8,6 +8,7 @@ whose facts changed, whose nodes are then announced again.
 
 import dataclasses
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -92,16 +93,17 @@ class _Gathered:
         )
 
 
+def _locked(connection: sa.Connection, key: sa.Column[str], blank: dict[str, object]) -> sa.Row[Any]:
+    """The row whose ``key`` is ``blank[key.name]``, created as ``blank`` (never noted) if
+    missing, locked: two workers noting the same host or aggregate take turns."""
+    upsert.insert_missing(connection, key.table, [{**blank, "noted_at": _NEVER}])  # type: ignore[arg-type]
+    return connection.execute(sa.select(key.table).where(key == blank[key.name]).with_for_update()).one()
+
+
 def note_service(connection: sa.Connection, status: ServiceStatus) -> set[str]:
     """Keep the newest state of the host's service; its host if anything changed."""
-    upsert.insert_missing(
-        connection,
-        SERVICES,
-        [{"host": status.host, "disabled": False, "forced_down": False, "noted_at": _NEVER}],
-    )
-    row = connection.execute(
-        sa.select(SERVICES).where(SERVICES.c.host == status.host).with_for_update()
-    ).one()
+    blank = {"host": status.host, "disabled": False, "forced_down": False}
+    row = _locked(connection, SERVICES.c.host, blank)
     noted_at = time_text(status.timestamp)
     if row.noted_at >= noted_at:
         return set()
@@ -121,14 +123,7 @@ def note_service(connection: sa.Connection, status: ServiceStatus) -> set[str]:
 def note_aggregate(connection: sa.Connection, state: AggregateState) -> set[str]:
     """Keep the newest snapshot of the aggregate; the hosts that joined or left it,
     or all of its hosts when its name or zone changed."""
-    upsert.insert_missing(
-        connection,
-        AGGREGATES,
-        [{"uuid": state.uuid, "name": state.name, "deleted": False, "noted_at": _NEVER}],
-    )
-    row = connection.execute(
-        sa.select(AGGREGATES).where(AGGREGATES.c.uuid == state.uuid).with_for_update()
-    ).one()
+    row = _locked(connection, AGGREGATES.c.uuid, {"uuid": state.uuid, "name": state.name, "deleted": False})
     noted_at = time_text(state.timestamp)
     if row.noted_at >= noted_at:
         return set()
