@@ -96,3 +96,12 @@ def test_a_snapshot_from_the_database_is_read_over_a_connection_that_cannot_writ
     with engine.connect() as connection, pytest.raises(sa.exc.OperationalError, match="readonly"):
         connection.exec_driver_sql("DELETE FROM compute_nodes")
     engine.dispose()
+
+
+def test_the_node_table_shows_what_keeps_a_scheduler_off_a_node(store, conf, tmp_path, capsys):
+    _register(store, 2)
+    status_update = factories.message("service.update", factories.service_payload("cmp01", True, zone="az1"))
+    replay.replay([json.dumps(factories.envelope(status_update))], store, 1_000_000)
+    assert status.main(_config(tmp_path, conf)) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("cmp")}
+    assert rows["cmp00"].endswith("  -") and rows["cmp01"].endswith("  disabled az=az1")

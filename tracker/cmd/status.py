@@ -108,15 +108,22 @@ def _node_table(nodes: list[dict[str, Any]]) -> list[str]:
     header = (
         f"{'HOST':<14}{'NODE':<26}{'VMS':>5}  "
         + "".join(f"{c + ' used/cap':>22}" for c in _COLUMNS)
-        + f"{'GEN':>8}"
+        + f"{'GEN':>8}  STATE"
     )
     rows = [
         f"{_name(n['host'], 14)}{_name(n['node'], 26)}{n['running_vms']:>5}  "
         + "".join(f"{_cell(n['resources'][c]):>22}" for c in _COLUMNS)
-        + f"{n['generation']:>8}"
+        + f"{n['generation']:>8}  {_state(n)}"
         for n in nodes
     ]
     return [header, *rows] if rows else [header, "(no compute nodes yet)"]
+
+
+def _state(node: dict[str, Any]) -> str:
+    """What keeps a scheduler off the node, and its zone."""
+    flags = [flag for flag in ("disabled", "forced_down") if node.get(flag)]
+    zone = node.get("availability_zone")
+    return " ".join([*flags, *([f"az={escape.text(zone, _NAME_LIMIT)}"] if zone else [])]) or "-"
 
 
 def _project_table(projects: list[dict[str, Any]]) -> list[str]:
