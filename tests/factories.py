@@ -55,8 +55,10 @@ def instance_payload(
     image_uuid: str = "a2459075-d96c-40d5-893e-577ff92e721c",
     project: str = "6f70656e737461636b20342065766572",
     name: str = "InstanceActionPayload",
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
+        "request_id": request_id,
         "uuid": uuid_,
         "tenant_id": project,
         "user_id": "fake",

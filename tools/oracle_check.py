@@ -64,6 +64,11 @@ def _project_differences(expected: dict[str, dict[str, Any]], projects: list[dic
 
 
 def main(argv: list[str]) -> int:
+    """A database that cannot be read is one line, never taken for a difference."""
+    return common.run(lambda: _compare(argv))
+
+
+def _compare(argv: list[str]) -> int:
     *tracker_args, oracle_path = argv
     conf = common.parse_args(tracker_args)
     store = Store(common.database(conf), conf)

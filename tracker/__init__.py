@@ -1,1 +1,5 @@
 """tracker: per-node capacity accounting fed by Nova notifications."""
+
+import importlib.metadata
+
+__version__ = importlib.metadata.version("tracker")

@@ -27,3 +27,18 @@ class ConcurrentUpdate(TrackerError):
 
 class RefusedEvent(PoisonMessage):
     """The database refused an event for what it carries (a value too long, out of range)."""
+
+
+class OperatorError(TrackerError):
+    """Something an operator must fix in the world around the tracker (a database
+    unreachable or without schema, a file missing): console scripts print its
+    message as one line and exit with ``exit_code``."""
+
+    exit_code = 1
+
+
+class ConfigError(OperatorError):
+    """Something an operator must fix in the configuration or on the command line
+    (a value, a driver to install)."""
+
+    exit_code = 2

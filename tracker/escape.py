@@ -3,11 +3,14 @@
 A host name, event type or reason is whatever a publisher put on the bus. A
 newline in it could forge a whole log record and an ANSI escape could rewrite
 the operator's terminal, so every such value goes through :func:`text` before
-it is shown, and :class:`OneLineFormatter` keeps one record on one line even
+it is shown, and :class:`OneLineContextFormatter` keeps one record on one line even
 when a caller forgot.
 """
 
 import logging
+from typing import Any
+
+from oslo_log import formatters
 
 _SHORT = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -32,20 +35,26 @@ def text(value: object, limit: int = 300) -> str:
     return shown if len(raw) <= limit else f"{shown}…(+{len(raw) - limit} chars)"
 
 
-class OneLineFormatter(logging.Formatter):
-    """A record's message never spans lines; a traceback's lines are indented.
+class OneLineContextFormatter(formatters.ContextFormatter):
+    """oslo.log's text format, where a record's message never spans lines.
 
-    So no text inside a record can start a line that looks like another
-    record (records start with their timestamp in the first column).
+    A traceback's lines each start with oslo.log's ``logging_exception_prefix``
+    (time, pid, ERROR, logger) and are escaped: no text inside a record can
+    start a line that looks like another record.
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = text(record.message, limit=10_000)
+        # the summary of an active exception, appended by oslo.log to WARNING and above
+        summary = getattr(record, "error_summary", "")
+        if summary:
+            record.error_summary = text(summary, limit=2_000)
         return super().formatMessage(record)
 
-    def formatException(self, ei: object) -> str:
-        lines = super().formatException(ei).splitlines()  # type: ignore[arg-type]
-        return "\n".join("    " + text(line, limit=10_000) for line in lines)
+    def formatException(self, ei: Any, *, record: logging.LogRecord | None = None) -> str:
+        lines = super().formatException(ei, record=record).split("\n")
+        indent = "" if record is not None else "    "  # prefixed by oslo.log, or not
+        return "\n".join(indent + text(line, limit=10_000) for line in lines)
 
     def formatStack(self, stack_info: str) -> str:
         return "\n".join("    " + text(line, limit=10_000) for line in stack_info.splitlines())

@@ -12,6 +12,7 @@ import sqlalchemy.exc
 import tenacity
 from oslo_config import cfg
 
+from tracker.db.faults import EnvironmentFaults, is_environment_fault, summary
 from tracker.errors import ConcurrentUpdate
 
 LOG = logging.getLogger(__name__)
@@ -80,19 +81,55 @@ def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
     return tenacity.wait_random_exponential(multiplier=max(initial, 0.001), max=maximum)
 
 
-def db_retrying(conf: cfg.ConfigOpts, stopping: threading.Event | None = None) -> tenacity.Retrying:
+def is_retried_db_error(error: BaseException) -> bool:
+    """Not the event's fault: a transient fault, or a broken environment
+    (:mod:`tracker.db.faults`). Such an event waits; it is never dead-lettered."""
+    return is_transient_db_error(error) or is_environment_fault(error)
+
+
+def db_retrying(
+    conf: cfg.ConfigOpts,
+    stopping: threading.Event | None = None,
+    what: str = "database",
+    faults: EnvironmentFaults | None = None,
+) -> tenacity.Retrying:
     """Retry transient database faults until they pass or ``stopping`` is set.
 
     Giving up leaves the message unacknowledged, so RabbitMQ redelivers it.
+    ``what`` names the database in the retry log lines. With ``faults``, a
+    broken environment (a missing table, a revoked grant) is waited out too,
+    and noted there for the health check.
     """
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient_db_error),
+        retry=tenacity.retry_if_exception(is_transient_db_error if faults is None else is_retried_db_error),
         wait=exponential_wait(conf.worker.db_retry_initial_backoff, conf.worker.db_retry_max_backoff),
         stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
         sleep=_sleeper(stopping),
         reraise=True,
-        before_sleep=log_retry("database"),
+        before_sleep=log_retry(what) if faults is None else _noting(faults, log_retry(what)),
     )
+
+
+def _noting(
+    faults: EnvironmentFaults, log: Callable[[tenacity.RetryCallState], None]
+) -> Callable[[tenacity.RetryCallState], None]:
+    """Before each retry: a broken environment is noted and logged as an error, naming the fix."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if error is None or not is_environment_fault(error):
+            log(state)
+            return
+        faults.note(error)
+        LOG.error(
+            "the database refuses our work (%s): fix the database (schema: tracker-manage db sync; grants); "
+            "the lane waits, its messages stay unacknowledged, retry %d in %.1fs",
+            summary(error),
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    return before_sleep
 
 
 def _sleeper(stopping: threading.Event | None) -> Callable[[float], None]:

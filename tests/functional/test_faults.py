@@ -425,7 +425,8 @@ def _close(pids):
 def test_a_fault_mid_stream_loses_and_double_counts_nothing(tmp_path, names, postgresql_url, fault):
     require("rabbitmq")
     cloud, stream = cloud_stream(41)
-    with Rig(tmp_path, names, postgresql_url) as rig:
+    # small batches: the whole stream must take longer than rabbitmqctl takes to strike
+    with Rig(tmp_path, names, postgresql_url, batch_size=10) as rig:
         register(rig.store, cloud)
         rig.publish(stream)
         worker = rig.start()

@@ -42,6 +42,7 @@ def test_every_group_is_listed_for_the_generator():
         "worker",
         "accounting",
         "quota",
+        "oslo_messaging_rabbit",
     }
 
 
@@ -51,10 +52,11 @@ def test_secrets_are_marked_secret_so_oslo_never_logs_them():
     assert conf._get_opt_info("connection", "database")["opt"].secret
 
 
-def test_defaults_serve_a_newcomer_locally():
+def test_defaults_serve_a_newcomer_locally_but_the_database_is_named():
     conf = tracker_conf.load([])
     assert conf.transport_url == "rabbit://guest:guest@127.0.0.1:5672/"
-    assert conf.database.connection == "sqlite:///tracker.sqlite"
+    # no default file: no command creates a database the operator did not name
+    assert conf.database.connection is None
     assert conf.nova_notifications.exchange == "nova"
     assert conf.capacity_notifications.topic == "capacity_notifications"
 

@@ -3,6 +3,9 @@
 import io
 import logging
 
+from oslo_config import cfg
+from oslo_log import log as oslo_log
+
 from tracker import escape
 from tracker.throttle import Throttle
 
@@ -28,9 +31,17 @@ def test_plain_text_is_left_alone():
 
 
 def _logger(stream):
+    """A logger formatting as the console scripts do: oslo.log's text format, data-safe."""
+    conf = cfg.ConfigOpts()
+    oslo_log.register_options(conf)
+    conf([])
+    # both formats: a test before may have left an oslo.context request context current
+    conf.set_override("logging_default_format_string", "%(levelname)s %(message)s")
+    conf.set_override("logging_context_format_string", "%(levelname)s %(message)s")
+    conf.set_override("logging_exception_prefix", "TRACE %(name)s ")
     logger = logging.getLogger(f"test-escape-{id(stream)}")
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(escape.OneLineFormatter("%(levelname)s %(message)s"))
+    handler.setFormatter(escape.OneLineContextFormatter(project="tracker", version="0", config=conf))
     logger.handlers = [handler]
     logger.propagate = False
     return logger
@@ -43,16 +54,27 @@ def test_one_record_stays_on_one_line_even_when_a_caller_forgot_to_escape():
     assert len(lines) == 1 and "\x1b" not in stream.getvalue()
 
 
-def test_traceback_lines_are_indented_and_escaped():
+def test_traceback_lines_carry_the_exception_prefix_and_are_escaped():
     stream = io.StringIO()
     try:
         raise ValueError(FORGED)
     except ValueError:
         _logger(stream).exception("failed")
     lines = stream.getvalue().splitlines()
-    assert lines[0] == "ERROR failed"
-    assert all(line.startswith("    ") for line in lines[1:])
-    assert "\x1b" not in stream.getvalue()
+    assert lines[0].startswith("ERROR failed")
+    logger_name = f"test-escape-{id(stream)}"
+    assert all(line.startswith(f"TRACE {logger_name} ") for line in lines[1:]), lines
+    assert any("FORGED-LOG-LINE" in line for line in lines[1:])
+    assert "\x1b" not in stream.getvalue() and "\u202e" not in stream.getvalue()
+
+
+def test_the_summary_of_an_active_exception_is_escaped_too():
+    stream = io.StringIO()
+    try:
+        raise RuntimeError("cmp1\x1b[2J\u202e")
+    except RuntimeError:
+        _logger(stream).warning("retrying")  # oslo.log appends the active exception's summary
+    assert stream.getvalue() == "WARNING retrying: RuntimeError: cmp1\\x1b[2J\\u202e\n"
 
 
 class _Clock:

@@ -148,3 +148,19 @@ def test_stored_events_from_another_version_still_load():
     event = factories.event("create.end", 1)
     stored = codec.dump(event) | {"field_of_a_later_version": True}
     assert codec.load_event(stored) == event
+
+
+def test_novas_request_id_is_kept_and_absent_is_none():
+    with_id = factories.instance_payload("u1", request_id="req-5b6c791d-5709-4f36-8fbe-c3e02869e35d")
+    assert _parse(factories.message("instance.create.end", with_id)).request_id == (
+        "req-5b6c791d-5709-4f36-8fbe-c3e02869e35d"
+    )
+    without = factories.instance_payload("u1")
+    assert _parse(factories.message("instance.create.end", without)).request_id is None
+
+
+@pytest.mark.parametrize("request_id", ["req-1\n2026 ERROR forged", 42, "r" * 300])
+def test_a_malformed_request_id_is_dropped_and_the_event_still_counts(request_id):
+    payload = factories.instance_payload("u1", request_id=request_id)
+    event = _parse(factories.message("instance.create.end", payload))
+    assert event.request_id is None and event.instance_uuid == "u1"

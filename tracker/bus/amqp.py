@@ -7,15 +7,21 @@ only when ``amqp_durable_queues`` is on.
 """
 
 import logging
+import ssl
 import urllib.parse
 from typing import Any
 
 import kombu
-from oslo_config import cfg
+from oslo_config import cfg, types
+
+from tracker.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
 
 _RABBIT_SCHEMES = ("rabbit", "amqp")
+# kombu's in-process transport, for unit tests only
+_TEST_SCHEMES = ("memory",)
+_TLS_OPTIONS = ("ssl", "ssl_ca_file", "ssl_cert_file", "ssl_key_file")
 # Longest wait for a publisher confirm: a broker in a memory alarm must not
 # stall the consumer thread, nor hold an outbox transaction, indefinitely.
 CONFIRM_TIMEOUT = 10.0
@@ -28,8 +34,13 @@ def broker_urls(transport_url: str) -> list[str]:
     oslo.messaging pulls eventlet into every worker for one string split.
     """
     parsed = urllib.parse.urlsplit(transport_url)
+    if parsed.scheme in _TEST_SCHEMES:
+        return [transport_url]
     if parsed.scheme not in _RABBIT_SCHEMES:
-        return [transport_url]  # e.g. memory:// in unit tests
+        raise ConfigError(
+            f"transport_url scheme {parsed.scheme!r} is not supported: the tracker consumes Nova's "
+            "notifications from RabbitMQ, rabbit://USER:PASSWORD@HOST:5672/VHOST"
+        )
     vhost = urllib.parse.quote(urllib.parse.unquote(parsed.path[1:]) or "/", safe="")
     hosts = [h for h in parsed.netloc.split(",") if h]
     return [f"amqp://{_with_port(h)}/{vhost}" for h in hosts] or [f"amqp://127.0.0.1:5672/{vhost}"]
@@ -43,6 +54,88 @@ def _with_port(netloc: str) -> str:
     return f"{credentials}@{address}" if credentials else address
 
 
+def describe(conf: cfg.ConfigOpts) -> str:
+    """The brokers' host:port and virtual host, for log lines: never the credentials."""
+    parsed = urllib.parse.urlsplit(str(conf.transport_url))
+    if parsed.scheme in _TEST_SCHEMES:
+        return f"{parsed.scheme}://"
+    hosts = [_with_port(h).rpartition("@")[2] for h in parsed.netloc.split(",") if h] or ["127.0.0.1:5672"]
+    vhost = urllib.parse.unquote(parsed.path[1:]) or "/"
+    tls = ", TLS" if ssl_options(conf) else ""
+    return f"{','.join(hosts)} (virtual host {vhost}{tls})"
+
+
+def ssl_options(conf: cfg.ConfigOpts) -> dict[str, Any] | bool:
+    """TLS parameters for kombu, built as oslo.messaging's rabbit driver builds
+    them from the same options: the CA file makes the broker's certificate
+    required, and its name is checked when there is one broker host."""
+    settings = _tls_settings(conf)
+    if not types.Boolean()(settings["ssl"]):
+        return False
+    params: dict[str, Any] = {}
+    if settings["ssl_key_file"]:
+        params["keyfile"] = settings["ssl_key_file"]
+    if settings["ssl_cert_file"]:
+        params["certfile"] = settings["ssl_cert_file"]
+    if settings["ssl_ca_file"]:
+        params["ca_certs"] = settings["ssl_ca_file"]
+        params["cert_reqs"] = ssl.CERT_REQUIRED
+        hosts = [h for h in urllib.parse.urlsplit(conf.transport_url).netloc.split(",") if h]
+        params["server_hostname"] = _hostname(hosts[0]) if len(hosts) == 1 else None
+    return params or True
+
+
+def _tls_settings(conf: cfg.ConfigOpts) -> dict[str, Any]:
+    """[oslo_messaging_rabbit], overridden by query parameters of the same name in
+    ``transport_url`` (``?ssl=1``), as oslo.messaging does."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(conf.transport_url).query)
+    group = conf.oslo_messaging_rabbit
+    return {name: query[name][-1] if name in query else group[name] for name in _TLS_OPTIONS}
+
+
+def _hostname(netloc: str) -> str:
+    address = netloc.rpartition("@")[2]
+    if address.startswith("["):
+        return address[1 : address.index("]")]
+    return address.rpartition(":")[0] if address.rpartition(":")[2].isdigit() else address
+
+
+def check_tls(conf: cfg.ConfigOpts) -> None:
+    """With TLS on, try the broker once: a certificate the CA file does not trust, a
+    refused client certificate or an unreadable TLS file is a ConfigError now, in one
+    line, instead of reconnecting forever. An unreachable broker is left to the
+    worker's reconnection."""
+    if not ssl_options(conf):
+        return
+    connection = connect(conf)
+    try:
+        connection.ensure_connection(max_retries=0)  # one attempt: retrying is the worker's job
+    except Exception as error:
+        refusal = _tls_refusal(error)
+        if refusal:
+            settings = _tls_settings(conf)
+            raise ConfigError(
+                f"TLS to RabbitMQ at {describe(conf)} failed: {refusal}; check [oslo_messaging_rabbit] "
+                f"ssl_ca_file ({settings['ssl_ca_file'] or 'unset'}), ssl_cert_file and ssl_key_file"
+            ) from error
+    finally:
+        discard(connection)
+
+
+def _tls_refusal(error: BaseException) -> str | None:
+    """What TLS refused, found in kombu's wrapping; None when it is not about TLS."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"the broker's certificate is not trusted ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"the handshake failed ({seen.reason or seen})"
+        if isinstance(seen, OSError) and seen.filename:
+            return f"cannot read {seen.filename} ({seen.strerror})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection:
     """With ``confirm_each``, a publish returns once the broker has it; without, the
     caller selects confirms and waits for them itself (see publisher.Confirms)."""
@@ -51,6 +144,7 @@ def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection
         heartbeat=conf.worker.heartbeat,
         failover_strategy="round-robin",
         transport_options={"confirm_publish": confirm_each},
+        ssl=ssl_options(conf),
     )
 
 

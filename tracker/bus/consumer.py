@@ -40,10 +40,10 @@ from tracker.bus.outcomes import Applied, DeadLettered, HostNoted, Refused, Resu
 from tracker.bus.relay import Relay
 from tracker.db.api import Store, Verdict
 from tracker.db.apply import Outcome, PoisonEvent
-from tracker.errors import TrackerError
+from tracker.errors import ConfigError
 from tracker.events.model import InstanceEvent
 from tracker.metrics import Metrics
-from tracker.retry import is_transient_db_error, reconnect_retrying
+from tracker.retry import is_retried_db_error, reconnect_retrying
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ _HEALTHY_SESSION = 10.0
 _LONGEST_HELD_ACK = 1.0
 
 
-class ConfigurationError(TrackerError):
+class ConfigurationError(ConfigError):
     """The broker refused our declarations: retrying cannot help, an operator must."""
 
 
@@ -178,7 +178,9 @@ class Worker:
             (amqp.discard if failed else amqp.close)(connection)
 
     def _connect(self, connection: kombu.Connection) -> None:
-        retrying = reconnect_retrying(self._conf, self._stopping, _CONNECTION_ERRORS, "RabbitMQ connect")
+        retrying = reconnect_retrying(
+            self._conf, self._stopping, _CONNECTION_ERRORS, f"RabbitMQ connect to {amqp.describe(self._conf)}"
+        )
         retrying(connection.ensure_connection, max_retries=1)
         LOG.info("connected to %s", connection.as_uri())
 
@@ -252,6 +254,9 @@ class Worker:
     def _problems(self) -> list[str]:
         """What keeps the worker from doing its job, for the health check."""
         problems = []
+        broken = self._store.environment.problem()
+        if broken is not None:
+            problems.append(broken)
         refusing_for = self._dead_letters.refusing_for()
         if refusing_for is not None:
             problems.append(
@@ -341,8 +346,8 @@ class Worker:
                 results.append(Applied(work.delivery, work.event, verdict))
             elif isinstance(verdict, PoisonEvent):
                 results.append(Refused(work.delivery, verdict.reason))
-            elif is_transient_db_error(verdict):
-                results.append(Unapplied(work.delivery))  # stopping while the database was down
+            elif is_retried_db_error(verdict):
+                results.append(Unapplied(work.delivery))  # stopping while the database was down or broken
             else:
                 results.append(Refused(work.delivery, f"{type(verdict).__name__}: {verdict}"))
         if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):
@@ -355,8 +360,8 @@ class Worker:
         try:
             return list(self._store.apply_batch(events))
         except Exception as error:  # noqa: BLE001 - reported per event to the consumer thread
-            if len(events) == 1 or is_transient_db_error(error):
-                if not is_transient_db_error(error):
+            if len(events) == 1 or is_retried_db_error(error):
+                if not is_retried_db_error(error):
                     self._throttle.log(
                         logging.ERROR, "events failed", "applying an event failed", exc_info=True
                     )

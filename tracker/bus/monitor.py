@@ -55,12 +55,13 @@ class Monitor:
             )
         if LOG.isEnabledFor(logging.DEBUG):
             LOG.debug(
-                "%s instance.%s of %s from %s at %s (payload host %s/%s), nodes changed: %s",
+                "%s instance.%s of %s from %s at %s, request %s (payload host %s/%s), nodes changed: %s",
                 outcome.status,
                 escape.text(event.action),
                 escape.text(event.instance_uuid),
                 escape.text(event.publisher_host),
                 event.timestamp,
+                escape.text(event.request_id),
                 escape.text(event.host),
                 escape.text(event.node),
                 list(outcome.changed_nodes),

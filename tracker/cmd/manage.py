@@ -19,16 +19,35 @@ from tracker.db import flavors, migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.quota import RESOURCES as QUOTA_RESOURCES
 
-_INVENTORY_ARGS: tuple[tuple[str, type], ...] = (
-    ("vcpus", int),
-    ("memory_mb", int),
-    ("local_gb", int),
-    ("reserved_vcpus", int),
-    ("reserved_memory_mb", int),
-    ("reserved_local_gb", int),
-    ("cpu_allocation_ratio", float),
-    ("ram_allocation_ratio", float),
-    ("disk_allocation_ratio", float),
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("a count cannot be negative")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("an allocation ratio must be a finite number above 0")
+    return value
+
+
+# argparse names the option and the value it refused, in one line, exit 2
+_count.__name__ = "count (an integer >= 0)"
+_ratio.__name__ = "ratio (a number > 0)"
+
+_INVENTORY_ARGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
+    ("vcpus", _count),
+    ("memory_mb", _count),
+    ("local_gb", _count),
+    ("reserved_vcpus", _count),
+    ("reserved_memory_mb", _count),
+    ("reserved_local_gb", _count),
+    ("cpu_allocation_ratio", _ratio),
+    ("ram_allocation_ratio", _ratio),
+    ("disk_allocation_ratio", _ratio),
 )
 
 
@@ -145,9 +164,12 @@ def _limit(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return common.run(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     command = cfg.SubCommandOpt("command", handler=_add_parsers, help="What to do.")
-    conf = common.parse_args(argv, [command], description="Manage the tracker.")
-    common.setup_logging(conf.debug)
+    conf = common.start(argv, [command], description="Manage the tracker.")
     func: Callable[[cfg.ConfigOpts, Store], int] | None = getattr(conf.command, "func", None)
     if func is None:
         print(
@@ -156,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    store = Store(common.database(conf), conf)
+    db = common.database(conf, create=func is db_sync, schema=func not in (db_sync, db_version))
+    store = Store(db, conf)
     try:
         return func(conf, store)
     finally:
@@ -164,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def db_sync(conf: cfg.ConfigOpts, store: Store) -> int:
+    """The only command that creates a database: the one the operator named."""
     migration.upgrade(store.db.engine)
     print(f"database at revision {migration.current(store.db.engine)}")
     return 0
@@ -198,7 +222,7 @@ def flavor_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
 
 
 def flavor_import_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
-    with open(conf.command.file, encoding="utf-8") as handle:
+    with common.open_input(conf.command.file) as handle:
         records = json.load(handle)
     store.set_flavors([flavors.from_record(record) for record in records])
     print(f"imported {len(records)} flavors")
@@ -216,7 +240,7 @@ def flavor_list(conf: cfg.ConfigOpts, store: Store) -> int:
 
 def replay_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
     path = conf.command.file
-    with sys.stdin if path == "-" else open(path, encoding="utf-8") as lines:
+    with sys.stdin if path == "-" else common.open_input(path) as lines:
         report = replay.replay(lines, store, conf.nova_notifications.max_message_bytes)
     if conf.command.publish:
         published = Relay(conf, store, threading.Event()).drain()

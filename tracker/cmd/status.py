@@ -28,7 +28,11 @@ cli_opts = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    conf = common.parse_args(argv, cli_opts, description="Show node capacity and project usage.")
+    return common.run(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    conf = common.start(argv, cli_opts, description="Show node capacity and project usage.")
     if conf.check_health:
         return check_health(conf)
     store = Store(common.database(conf), conf)

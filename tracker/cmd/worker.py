@@ -5,32 +5,72 @@ import signal
 import threading
 import types
 
-from tracker.bus.consumer import ConfigurationError, Worker
+import sqlalchemy.exc
+from oslo_config import cfg
+
+from tracker.bus import amqp
+from tracker.bus.consumer import Worker
 from tracker.cmd import common
 from tracker.db import migration
 from tracker.db.api import Store
+from tracker.db.engine import Database, describe
+from tracker.errors import OperatorError
+from tracker.retry import db_retrying
 
 LOG = logging.getLogger(__name__)
 
+# How often the reload thread looks whether it should stop.
+_RELOAD_POLL = 0.5
+
 
 def main(argv: list[str] | None = None) -> int:
-    conf = common.parse_args(argv, description="Account Nova instance usage from notifications.")
-    common.setup_logging(conf.debug)
-    db = common.database(conf)
-    if migration.current(db.engine) != migration.head():
-        LOG.error("database schema is not current: run 'tracker-manage db sync' first")
-        return 2
+    return common.run(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
+    description = "Account Nova instance usage from notifications."
+    conf = common.start(argv, description=description, log_to_stderr=False)
     stopping = threading.Event()
     _stop_on_signals(stopping)
-    worker = Worker(conf, Store(db, conf, stopping), stopping)
+    _reload_on_sighup(conf, stopping)
     try:
-        worker.run()
-    except ConfigurationError as error:
-        LOG.error("%s", error)
-        return 2
-    finally:
-        db.dispose()
+        LOG.info("broker: %s", amqp.describe(conf))
+        amqp.check_tls(conf)
+        db = _database(conf, stopping)
+        if db is None:
+            return 0  # stopped while waiting for the database
+        try:
+            Worker(conf, Store(db, conf, stopping), stopping).run()
+        finally:
+            db.dispose()
+    except OperatorError as error:
+        LOG.error("%s", error)  # in the log too, not only on stderr
+        raise
     return 0
+
+
+def _database(conf: cfg.ConfigOpts, stopping: threading.Event) -> Database | None:
+    """The database at the current schema, waiting (as for RabbitMQ) while it is
+    unreachable; None if told to stop meanwhile. Anything an operator must fix
+    (no such database, wrong password, no schema) is an OperatorError at once."""
+    db = Database.from_conf(conf)
+    common.require_file(db)
+    where = describe(db.engine.url)
+    LOG.info("database: %s", where)
+    try:
+        current = db_retrying(conf, stopping, what=f"database {where}")(migration.current, db.engine)
+    except sqlalchemy.exc.DBAPIError as error:
+        db.dispose()
+        if stopping.is_set():
+            return None
+        raise OperatorError(f"cannot use the database {where}: {common.first_line(error)}") from error
+    if current != migration.head():
+        db.dispose()
+        raise OperatorError(
+            f"the database {where} is at schema revision {current or 'none'}, this tracker needs "
+            f"{migration.head()}: run 'tracker-manage db sync' first"
+        )
+    return db
 
 
 def _stop_on_signals(stopping: threading.Event) -> None:
@@ -40,3 +80,32 @@ def _stop_on_signals(stopping: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+
+def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event) -> None:
+    """SIGHUP re-reads the configuration files and applies the mutable options
+    (the log level: ``debug``), as oslo.service does; the others need a restart.
+
+    The handler only raises a flag: reloading takes logging's locks, which the
+    interrupted main thread may hold.
+    """
+    requested = threading.Event()
+
+    def reload_when_asked() -> None:
+        while not stopping.is_set():
+            if requested.wait(_RELOAD_POLL):
+                requested.clear()
+                _reload(conf)
+
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: requested.set())
+    threading.Thread(target=reload_when_asked, name="reload", daemon=True).start()
+
+
+def _reload(conf: cfg.ConfigOpts) -> None:
+    LOG.info("received SIGHUP: reloading %s", ", ".join(conf.config_file) or "(no configuration file)")
+    try:
+        conf.mutate_config_files()
+    except cfg.Error as error:
+        LOG.error("configuration not reloaded, the previous one stays in force: %s", error)
+        return
+    LOG.info("configuration reloaded; debug is %s", conf.debug)

@@ -13,11 +13,13 @@ from tracker.conf import (
     default,
     nova_notifications,
     quota,
+    rabbit,
     worker,
 )
 
 _MODULES = (
     default,
+    rabbit,
     database,
     nova_notifications,
     capacity_notifications,

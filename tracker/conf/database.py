@@ -7,16 +7,20 @@ GROUP = "database"
 opts: list[cfg.Opt] = [
     cfg.StrOpt(
         "connection",
-        default="sqlite:///tracker.sqlite",
         secret=True,
+        sample_default="sqlite:////var/lib/tracker/tracker.sqlite",
         help="""
-SQLAlchemy URL of the tracker database. The default, a SQLite file in the
-working directory, serves a single worker for trials and demos. For production
-and for more than one worker use PostgreSQL
-(``postgresql://tracker:pass@db/tracker``) or MariaDB/MySQL
-(``mysql+pymysql://tracker:pass@db/tracker``): per-node serialization across
-workers relies on their row locks. The value holds a password and is never
-logged.
+Required: SQLAlchemy URL of the tracker database. There is no default, so no
+command ever creates a database file the operator did not name, in whatever
+directory it runs from. A SQLite file (``sqlite:////var/lib/tracker/tracker.sqlite``,
+created by ``tracker-manage db sync``) serves a single worker for trials and
+demos. For production and for more than one worker use PostgreSQL
+(``postgresql://tracker:pass@db/tracker``, driver psycopg 3 from
+``pip install 'tracker[postgresql]'``) or MariaDB/MySQL
+(``mysql+pymysql://tracker:pass@db/tracker``, driver PyMySQL from
+``pip install 'tracker[mysql]'``; ``mysql://`` means the same): per-node
+serialization across workers relies on their row locks. The value holds a
+password and is never logged.
 """,
     ),
     cfg.IntOpt(

@@ -21,6 +21,7 @@ from tracker.db import flavors, hosts, outbox, quota
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
 from tracker.db.engine import Database
+from tracker.db.faults import EnvironmentFaults
 from tracker.db.models import (
     AlertOutbox,
     AllocationRow,
@@ -62,6 +63,8 @@ class Store:
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
         self._quota = quota.defaults(conf)
+        # lanes waiting on a broken database (a missing table, a revoked grant)
+        self.environment = EnvironmentFaults()
 
     def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
         """Apply ``events`` durably, one verdict per event in the same order.
@@ -73,8 +76,11 @@ class Store:
         """
         if not events:
             return []
+        retrying = db_retrying(self._conf, self._stopping, faults=self.environment)
         try:
-            return list(db_retrying(self._conf, self._stopping)(self._apply_once, events))
+            verdicts: list[Verdict] = list(retrying(self._apply_once, events))
+            self.environment.clear()
+            return verdicts
         except sqlalchemy.exc.DBAPIError as error:
             if not is_refused_data(error):
                 raise

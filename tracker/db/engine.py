@@ -8,9 +8,45 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from sqlalchemy import event, orm
 
+from tracker.errors import ConfigError
+
+# What to install for each backend's driver: the package extras of setup.cfg.
+_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
+
 
 def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
-    url = with_driver(sa.make_url(conf.database.connection))
+    url = with_driver(_url(conf.database.connection))
+    try:
+        return _create_engine(url, conf)
+    except ModuleNotFoundError as error:
+        extra = _EXTRAS.get(url.get_backend_name())
+        hint = f": pip install 'tracker[{extra}]'" if extra else ""
+        raise ConfigError(
+            f"the database driver {error.name!r} for {url.drivername} is not installed{hint}"
+        ) from error
+
+
+def _url(connection: str | None) -> sa.URL:
+    if not connection:
+        raise ConfigError(
+            "[database] connection is not set: name the database, e.g. "
+            "sqlite:////var/lib/tracker/tracker.sqlite for a trial, "
+            "postgresql://tracker:PASSWORD@HOST/tracker for production"
+        )
+    try:
+        return sa.make_url(connection)
+    except sa.exc.ArgumentError as error:
+        raise ConfigError(f"[database] connection is not a database URL: {error}") from error
+
+
+def describe(url: sa.URL) -> str:
+    """Where the database is, for log lines and errors: never the password."""
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite {url.database or ':memory:'}"
+    return f"{url.get_backend_name()} {url.host or 'localhost'}:{url.port or 'default port'}/{url.database}"
+
+
+def _create_engine(url: sa.URL, conf: cfg.ConfigOpts) -> sa.Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     return sa.create_engine(
@@ -28,12 +64,15 @@ def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
     )
 
 
+# A URL without a driver means the driver of our extras, not SQLAlchemy's
+# default (psycopg2, MySQLdb), which an operator following the README has not
+# installed: ``postgresql://`` is psycopg 3, ``mysql://`` PyMySQL.
+_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
 def with_driver(url: sa.URL) -> sa.URL:
-    """A plain ``postgresql://`` means psycopg 3, the driver we ship, on SQLAlchemy 2.0 too
-    (whose default for it is still psycopg2)."""
-    if url.drivername == "postgresql":
-        return url.set(drivername="postgresql+psycopg")
-    return url
+    """The URL with the driver we ship when it names none (also for snapshot readers)."""
+    return url.set(drivername=_DRIVERS[url.drivername]) if url.drivername in _DRIVERS else url
 
 
 def _connect_args(backend: str) -> dict[str, Any]:

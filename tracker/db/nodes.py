@@ -10,6 +10,7 @@ from oslo_config import cfg
 
 from tracker.db import upsert
 from tracker.db.models import ComputeNode
+from tracker.errors import ConfigError
 
 TABLE: sa.Table = ComputeNode.__table__  # type: ignore[assignment]
 
@@ -130,6 +131,10 @@ def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
         connection.execute(sa.update(TABLE).where(TABLE.c.id.in_(node_ids)).values(placeholder=False))
 
 
+class InvalidInventory(ConfigError):
+    """An inventory that cannot be: more reserved than there is."""
+
+
 def register(
     connection: sa.Connection, key: NodeKey, inventory: dict[str, Any], defaults: InventoryDefaults
 ) -> tuple[NodeRecord, NodeRecord]:
@@ -139,5 +144,18 @@ def register(
     where = (TABLE.c.host == key[0], TABLE.c.hypervisor_hostname == key[1])
     node = NodeRecord.from_row(connection.execute(sa.select(*_COLUMNS).where(*where).with_for_update()).one())
     changes = {**inventory, "placeholder": False, "generation": node.generation + 1}
+    changed = dataclasses.replace(node, **changes)
+    _check_reserved(changed)
     connection.execute(sa.update(TABLE).where(TABLE.c.id == node.id).values(changes))
-    return node, dataclasses.replace(node, **changes)
+    return node, changed
+
+
+def _check_reserved(node: NodeRecord) -> None:
+    """Reserving more than a node has would give it a negative capacity."""
+    for total in ("vcpus", "memory_mb", "local_gb"):
+        amount, reserved = getattr(node, total), getattr(node, "reserved_" + total)
+        if amount is not None and reserved > amount:
+            raise InvalidInventory(
+                f"node {node.host}/{node.hypervisor_hostname}: reserved_{total} {reserved} exceeds "
+                f"{total} {amount}: lower --reserved-{total.replace('_', '-')}"
+            )

@@ -48,6 +48,9 @@ class InstanceEvent:
     # Legacy payloads lack swap and name the new flavor only: the flavor
     # catalogue completes them before they are stored.
     legacy: bool = False
+    # Nova's request id (versioned payloads carry it): it ties a log line to
+    # Nova's own logs of the same request. Not a secret, unlike the context.
+    request_id: str | None = None
 
     @property
     def dedupe_key(self) -> str:

@@ -58,7 +58,17 @@ def parse_instance(notification: Notification, action: str) -> InstanceEvent:
         flavor=parse_flavor(fields.mapping(data, "flavor")),
         new_flavor=(parse_flavor(new_flavor_primitive, "new_flavor") if new_flavor_primitive else None),
         boot_from_volume=is_boot_from_volume(data),
+        request_id=_request_id(data),
     )
+
+
+def _request_id(data: Mapping[str, Any]) -> str | None:
+    """Nova's request id, for log lines only: a malformed one is dropped, never a
+    reason to refuse an event that counts."""
+    value = data.get("request_id")
+    if isinstance(value, str) and value.isprintable() and len(value) <= fields.MAX_NAME:
+        return value
+    return None
 
 
 def _is_root(device: Mapping[str, Any]) -> bool:
