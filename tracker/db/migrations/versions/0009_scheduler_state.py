@@ -1,7 +1,7 @@
 """What schedulers need: node uuids, service state, aggregates, quotas, alerts.
 
-Revision ID: 0008_sched
-Revises: 0007
+Revision ID: 0009
+Revises: 0007 (at merge: 0008, Nova failure paths, whose revision comes first)
 """
 
 import uuid
@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_sched"
+revision = "0009"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
