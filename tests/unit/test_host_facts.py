@@ -128,6 +128,20 @@ def test_an_overcommitted_node_raises_one_alert_per_crossing(store):
     assert alert["overcommitted"]["memory_mb"] == {"used": 2048, "capacity": 1024 - 512}
 
 
+def test_service_and_aggregate_changes_of_an_overcommitted_node_raise_no_new_alert(store):
+    store.set_node(*NODE, NodeInventory(vcpus=1, memory_mb=32768, local_gb=400, cpu_allocation_ratio=1.0))
+    store.apply(factories.event("create.end", 1, instance="a"))  # 2 vCPUs on 1: over
+    assert len(_alerts(store)) == 1
+    changes = [
+        ("service.update", factories.service_payload(disabled=True, reason="maint")),
+        ("aggregate.add_host.end", factories.aggregate_payload("u-1", "fast", ["cmp1"], "az1")),
+        ("service.update", factories.service_payload(disabled=False)),
+    ]
+    for seconds, (event_type, payload) in enumerate(changes, start=5):
+        assert store.apply_host_event(_decide(event_type, payload, seconds).host_event) == 1
+    assert _alerts(store) == []  # still the same crossing
+
+
 def test_quota_alerts_once_per_crossing_with_per_project_overrides(store):
     store.set_node(*NODE, NodeInventory(vcpus=16, memory_mb=32768, local_gb=400))
     store.set_quota("proj-1", {"instances": 1, "vcpus": -1})

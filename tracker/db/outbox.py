@@ -77,5 +77,5 @@ def announce_hosts(connection: sa.Connection, changed_hosts: Iterable[str]) -> l
         .values(generation=nodes.TABLE.c.generation + 1)
     )
     bumped = [dataclasses.replace(node, generation=node.generation + 1) for node in locked]
-    write(connection, bumped)
+    write(connection, bumped, locked)  # the same usage: a node already over is no new crossing
     return bumped
