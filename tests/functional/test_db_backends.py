@@ -226,3 +226,4 @@ def test_a_database_main_filled_upgrades(server_url):
     upgraded = upgrade_with_data(server_url)
     assert len(set(upgraded.node_uuids)) == 2 and None not in upgraded.node_uuids
     assert upgraded.allocations == [("i-1", 1)]
+    assert upgraded.outbox_payloads == []  # unversioned, not to be published; the announce resends

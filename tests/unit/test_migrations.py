@@ -15,3 +15,4 @@ def test_a_database_main_filled_upgrades_on_sqlite(tmp_path):
     upgraded = upgrade_with_data(f"sqlite:///{tmp_path}/old.sqlite")
     assert len(set(upgraded.node_uuids)) == 2 and None not in upgraded.node_uuids
     assert upgraded.allocations == [("i-1", 1)]
+    assert upgraded.outbox_payloads == []  # unversioned, not to be published; the announce resends

@@ -17,6 +17,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Notifications written before the upgrade carry the old, unversioned payload,
+    # which a 1.x subscriber rejects; the periodic announce (or `tracker-manage
+    # announce`) publishes every node's current capacity in the new form instead.
+    op.execute(sa.delete(sa.table("capacity_outbox")))
     with op.batch_alter_table("compute_nodes") as batch:
         batch.add_column(sa.Column("uuid", sa.String(36), nullable=True))
     nodes = sa.table("compute_nodes", sa.column("id", sa.Integer), sa.column("uuid", sa.String))
