@@ -26,13 +26,15 @@ disabled nor forced down, and it has room for the flavor after the pending
 claims of this scheduler. The weigher prefers the most free memory after
 those claims, and claims the request on the host it weighs highest: with
 ``host_subset_size = 1`` and this weigher alone (or dominant), that is the
-host Nova picks. The claim ends when the tracker reports a newer generation
-of the node (it counted the boot) or after 60 seconds, so back-to-back boots
-spread out instead of all landing on the emptiest node. Nova does not weigh a
+host Nova picks. The claim ends when an update of the node shows the boot
+counted (its usage grew by the claim, or it runs more instances) or after the
+view's ``claim_timeout`` (300 s: Nova counts a boot only at
+``instance.create.end``, after image download and spawn), so back-to-back
+boots spread out instead of all landing on the emptiest node. Nova does not weigh a
 lone candidate: when one host alone passes, the filter claims it (hence
 listed last: no later filter may remove it). If another weigher
-changes the order, the claim may sit on a runner-up for one update: it then
-under-uses that node briefly, and never over-fills one.
+changes the order, the claim may sit on a runner-up until its timeout: it then
+under-uses that node, and never over-fills one.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ SMALL = Request(vcpus=2, memory_mb=4096, disk_gb=20)
 BIG = Request(vcpus=8, memory_mb=16384, disk_gb=80)
 
 
-def _payload(generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=32768, facts=None, total=16):
+def _payload(
+    generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=32768, facts=None, total=16, vms=None
+):
     payload = factories.capacity_payload(
         host,
         f"{host}.example.org",
@@ -21,7 +23,7 @@ def _payload(generation=1, host="cmp1", vcpus_used=0, memory_used=0, memory_mb=3
         memory_mb=memory_mb,
         vcpus_used=vcpus_used,
         memory_mb_used=memory_used,
-        running_vms=vcpus_used // 2,
+        running_vms=vcpus_used // 2 if vms is None else vms,
     )
     assert problems("capacity.update", payload) == []
     return payload
@@ -103,7 +105,7 @@ def test_back_to_back_picks_spread_out_and_never_overfill():
     assert view.room(*_node("b"))[1] == 43008 - 512 - 2 * 16384
 
 
-def test_a_newer_generation_releases_the_claims_made_before_it():
+def test_a_claim_ends_when_the_node_reports_usage_that_covers_it():
     view = CapacityView()
     view.offer(_payload(1, memory_mb=32768))
     assert view.pick(BIG) == _node("cmp1")
@@ -113,6 +115,42 @@ def test_a_newer_generation_releases_the_claims_made_before_it():
     view.offer(_payload(2, vcpus_used=8, memory_used=16384))  # the tracker counted our boot
     assert view.pending_claims() == 0
     assert view.room(*_node("cmp1"))[1] == 32768 - 512 - 16384
+
+
+def test_a_newer_generation_that_does_not_count_the_claim_keeps_it():
+    view = CapacityView()
+    view.offer(_payload(5, memory_mb=49152))  # 48 640 MB free: room for two BIG
+    assert view.pick(BIG) == view.pick(BIG) == _node("cmp1")
+    # an aggregate or service change: a newer generation, the same usage
+    view.offer(_payload(6, memory_mb=49152, facts=HostFacts(availability_zone="az1")))
+    assert view.pending_claims() == 2
+    assert view.pick(BIG) is None
+    # the first boot is counted: one claim ends, the second still holds its room
+    view.offer(_payload(7, memory_mb=49152, vcpus_used=8, memory_used=16384, vms=1))
+    assert view.pending_claims() == 1
+    assert view.pick(BIG) is None
+    view.offer(_payload(8, memory_mb=49152, vcpus_used=16, memory_used=32768, vms=2))
+    assert view.pending_claims() == 0
+
+
+def test_a_claim_ends_when_the_node_runs_more_instances_even_if_usage_shrank_elsewhere():
+    view = CapacityView()
+    view.offer(_payload(1, vcpus_used=8, memory_used=16384))  # 4 instances
+    view.claim(*_node("cmp1"), SMALL)
+    # our boot landed while a bigger instance left: usage fell, instances grew
+    view.offer(_payload(2, vcpus_used=2, memory_used=4096, vms=5))
+    assert view.pending_claims() == 0
+
+
+def test_claims_last_five_minutes_by_default_longer_than_a_boot():
+    now = [0.0]
+    view = CapacityView(clock=lambda: now[0])
+    view.offer(_payload(1))
+    view.claim(*_node("cmp1"), BIG)
+    now[0] = 299.0
+    assert view.pending_claims() == 1
+    now[0] = 300.0
+    assert view.pending_claims() == 0
 
 
 def test_claims_expire_after_their_timeout():

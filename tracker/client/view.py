@@ -16,9 +16,14 @@ Start the listener before loading the snapshot: nothing is then missed, and
 whichever of the two is newer wins.
 
 The scheduler's own picks are pending claims: they count against the node
-until an update of that node with a newer generation arrives (the tracker has
-counted something since) or ``claim_timeout`` passes, so that back-to-back
-picks spread out instead of all landing on the node that looked emptiest.
+until an update of that node shows them counted (its usage grew by the claim,
+or it runs more instances than when claimed), or ``claim_timeout`` passes, so
+that back-to-back picks spread out instead of all landing on the node that
+looked emptiest. A newer generation alone is not enough: a service or aggregate
+change bumps it too. Nova counts a boot at ``instance.create.end``, after the
+image download and the spawn, so the timeout (default 300 s) must outlast the
+slowest boot; a boot that fails is counted by no update and holds its room
+until then.
 """
 
 import dataclasses
@@ -54,6 +59,8 @@ class _Entry:
 
     payload: dict[str, Any]
     generation: int
+    used: tuple[int, int, int]  # vcpus, memory_mb, local_gb
+    running_vms: int
     free: list[int] | None  # vcpus, memory_mb, local_gb; None while inventory is unknown
     usable: bool  # neither disabled nor forced down
     zone: str | None
@@ -66,9 +73,17 @@ class _Entry:
 class _Claim:
     node: Node
     amounts: tuple[int, int, int]
-    generation: int  # the node's generation when claimed
+    # what the node reported when claimed, plus the claims pending before this one:
+    # the usage and instance count at which the tracker has counted this claim too
+    used_when_counted: tuple[int, ...]
+    running_vms_when_counted: int
     deadline: float
     released: bool = False
+
+    def counted_by(self, entry: _Entry) -> bool:
+        return entry.running_vms >= self.running_vms_when_counted or all(
+            used >= counted for used, counted in zip(entry.used, self.used_when_counted, strict=True)
+        )
 
 
 def _entry(payload: dict[str, Any]) -> _Entry:
@@ -78,6 +93,8 @@ def _entry(payload: dict[str, Any]) -> _Entry:
     return _Entry(
         payload=payload,
         generation=payload["generation"],
+        used=(resources["vcpus"]["used"], resources["memory_mb"]["used"], resources["local_gb"]["used"]),
+        running_vms=payload["running_vms"],
         free=None if any(free is None for free in frees) else frees,
         usable=not payload.get("disabled", False) and not payload.get("forced_down", False),
         zone=payload.get("availability_zone"),
@@ -95,7 +112,7 @@ def _key(payload: Mapping[str, Any]) -> Node:
 class CapacityView:
     """An oslo.messaging notification endpoint (``info``, ``error``) plus the view it maintains."""
 
-    def __init__(self, claim_timeout: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, claim_timeout: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.RLock()
         self._nodes: dict[Node, _Entry] = {}
         self._claim_timeout = claim_timeout
@@ -203,14 +220,19 @@ class CapacityView:
     # -- the scheduler's own picks ------------------------------------------------------------
 
     def claim(self, host: str, node: str, request: Request) -> None:
-        """Count ``request`` against the node until the tracker reports it (a newer
-        generation) or ``claim_timeout`` passes."""
+        """Count ``request`` against the node until an update shows it counted or
+        ``claim_timeout`` passes."""
         with self._lock:
             entry = self._nodes[(host, node)]
+            amounts = (request.vcpus, request.memory_mb, request.disk_gb)
             claim = _Claim(
                 (host, node),
-                (request.vcpus, request.memory_mb, request.disk_gb),
-                entry.generation,
+                amounts,
+                tuple(
+                    used + ahead + amount
+                    for used, ahead, amount in zip(entry.used, entry.claimed, amounts, strict=True)
+                ),
+                entry.running_vms + len(entry.claims) + 1,
                 self._clock() + self._claim_timeout,
             )
             entry.claims.append(claim)
@@ -235,9 +257,9 @@ class CapacityView:
             return sum(len(entry.claims) for entry in self._nodes.values())
 
     def _carry_claims(self, old: _Entry, new: _Entry) -> None:
-        """A newer generation counts what was claimed before it: those claims end."""
+        """Claims the new update shows counted end; the others carry over."""
         for claim in old.claims:
-            if claim.generation < new.generation:
+            if claim.counted_by(new):
                 claim.released = True
             else:
                 new.claims.append(claim)
