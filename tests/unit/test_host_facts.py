@@ -68,6 +68,21 @@ def test_a_malformed_host_notification_is_poison(event_type, payload):
     assert _decide(event_type, payload).kind == decide.POISON
 
 
+@pytest.mark.parametrize(
+    ("event_type", "payload"),
+    [  # what Nova's legacy notifier sends (nova/compute/api.py AggregateAPI)
+        ("aggregate.create.end", {"aggregate_id": 7, "name": "fast", "availability_zone": "az1"}),
+        ("aggregate.addhost.end", {"aggregate_id": 7, "host_name": "cmp1"}),
+        ("aggregate.updatemetadata.end", {"aggregate_id": 7, "meta_data": {"ssd": "true"}}),
+        ("aggregate.delete.end", {"aggregate_id": 7}),
+    ],
+)
+def test_a_legacy_aggregate_notification_is_ignored_not_poison(event_type, payload):
+    decision = _decide(event_type, payload)
+    assert decision.kind == decide.IGNORE
+    assert "legacy aggregate" in decision.reason
+
+
 def test_a_disabled_service_is_announced_on_every_node_of_its_host_and_counts_nothing(store):
     store.set_node(*NODE, NodeInventory(vcpus=16, memory_mb=32768, local_gb=400))
     store.apply(factories.event("create.end", 1))

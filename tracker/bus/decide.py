@@ -48,5 +48,10 @@ def decide(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Decision:
     if host_event is not None:
         return Decision(HOST, host_event=host_event, event_type=notification.event_type)
     if event is None:
-        return Decision(IGNORE, reason="not an instance event", event_type=notification.event_type)
+        reason = (
+            "a legacy aggregate notification (aggregates are read from versioned ones)"
+            if hosts.is_legacy_aggregate(notification)
+            else "not an instance event"
+        )
+        return Decision(IGNORE, reason=reason, event_type=notification.event_type)
     return Decision(APPLY, event=event, event_type=notification.event_type)

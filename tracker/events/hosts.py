@@ -14,7 +14,7 @@ from typing import Any
 from tracker.errors import InvalidPayload
 from tracker.events import fields
 from tracker.events.envelope import Notification
-from tracker.events.versioned import object_data
+from tracker.events.versioned import DATA_KEY, object_data
 
 COMPUTE_BINARY = "nova-compute"
 _SERVICE_EVENTS = ("service.create", "service.update")
@@ -58,11 +58,24 @@ def is_host_event(event_type: str) -> bool:
     return event_type.startswith(_AGGREGATE_PREFIX) and event_type.endswith(".end")
 
 
+def is_legacy_aggregate(notification: Notification) -> bool:
+    """An unversioned ``aggregate.*`` notification (``notification_format =
+    unversioned`` or ``both``): a flat payload (``aggregate_id``, ``host_name``…),
+    some with the same event type as the versioned ones (``aggregate.create.end``).
+    It names aggregates by id and hosts one at a time, so it is not read: deployments
+    that need zones and aggregates enable the versioned notifications."""
+    payload = notification.payload
+    return notification.event_type.startswith(_AGGREGATE_PREFIX) and not (
+        isinstance(payload, Mapping) and DATA_KEY in payload
+    )
+
+
 def parse(notification: Notification) -> HostEvent | None:
     """The host event, or None when the notification says nothing a scheduler needs
-    (another binary's service, an aggregate's ``.start`` phase)."""
+    (another binary's service, an aggregate's ``.start`` phase, a legacy aggregate
+    notification)."""
     event_type = notification.event_type
-    if not is_host_event(event_type):
+    if not is_host_event(event_type) or is_legacy_aggregate(notification):
         return None
     data = object_data(notification.payload, "payload")
     if event_type in _SERVICE_EVENTS:
