@@ -174,12 +174,41 @@ def test_alerts_arrive_on_the_error_endpoint_and_other_events_are_ignored():
     assert len(view) == 0
 
 
-@pytest.mark.parametrize("missing", ["host", "resources"])
-def test_a_payload_without_its_identity_is_refused_loudly(missing):
+def _broken(change):
     payload = _payload()
-    del payload[missing]
-    with pytest.raises(KeyError):
-        CapacityView().offer(payload)
+    change(payload)
+    return payload
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _broken(lambda p: p.pop("host")),
+        _broken(lambda p: p.pop("resources")),
+        _broken(lambda p: p["resources"].pop("memory_mb")),
+        _broken(lambda p: p["resources"]["vcpus"].update(free="lots")),
+        _broken(lambda p: p.update(generation="7")),
+        _broken(lambda p: p.update(running_vms=None)),
+        _broken(lambda p: p.update(version=1.0)),
+        ["not", "a", "mapping"],
+    ],
+)
+def test_a_malformed_payload_is_refused_by_the_listener_callback_without_raising(payload, caplog):
+    view = CapacityView()
+    view.info({}, "tracker:w1", "capacity.update", payload, {})
+    view.info({}, "tracker:w1", "capacity.update", payload, {})
+    assert (len(view), view.rejected) == (0, 2)
+    assert len([r for r in caplog.records if "malformed capacity.update" in r.getMessage()]) == 1
+
+
+def test_an_unknown_major_version_is_refused_and_said_once_a_new_minor_is_read(caplog):
+    view = CapacityView()
+    for generation in (1, 2):
+        view.offer(_broken(lambda p, g=generation: p.update(version="2.0", generation=g)))
+    assert (len(view), view.rejected) == (0, 2)
+    (line,) = [r.getMessage() for r in caplog.records if "2.0" in r.getMessage()]
+    assert "version 2.0" in line and "1.x" in line
+    assert view.offer(_broken(lambda p: p.update(version="1.7", new_field=True)))
 
 
 def test_the_batch_endpoint_feeds_the_view_as_the_batch_listener_hands_over():

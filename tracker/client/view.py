@@ -35,11 +35,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tracker import escape
+
 LOG = logging.getLogger(__name__)
 
 EVENT_TYPE = "capacity.update"
 ALERT_TYPES = ("capacity.overcommit", "quota.exceeded")
 RESOURCES = ("vcpus", "memory_mb", "local_gb")
+MAJOR_VERSION = "1"  # the payload versions this view reads: 1.x (and those before 1.0)
+_SAID_AT_MOST = 100  # distinct refusal reasons logged; the rest are only counted
 
 Node = tuple[str, str]  # (host, nodename)
 
@@ -59,7 +63,7 @@ class _Entry:
 
     payload: dict[str, Any]
     generation: int
-    used: tuple[int, int, int]  # vcpus, memory_mb, local_gb
+    used: tuple[int, ...]  # vcpus, memory_mb, local_gb
     running_vms: int
     free: list[int] | None  # vcpus, memory_mb, local_gb; None while inventory is unknown
     usable: bool  # neither disabled nor forced down
@@ -86,15 +90,42 @@ class _Claim:
         )
 
 
-def _entry(payload: dict[str, Any]) -> _Entry:
+class Refused(ValueError):
+    """A payload this view cannot read: another major version, or malformed."""
+
+
+def _entry(payload: Any) -> _Entry:
+    if not isinstance(payload, dict):
+        raise Refused(f"malformed capacity.update: a {type(payload).__name__}, not an object")
+    version = payload.get("version", "0.0")
+    if not isinstance(version, str):
+        raise Refused(f"malformed capacity.update: version is a {type(version).__name__}, not text")
+    if version.split(".")[0] not in (MAJOR_VERSION, "0"):
+        raise Refused(
+            f"capacity.update version {escape.text(version, 20)} is not read by this view "
+            f"(it reads {MAJOR_VERSION}.x): upgrade tracker.client"
+        )
+    try:
+        return _checked_entry(payload)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise Refused(
+            f"malformed capacity.update: {type(error).__name__} {escape.text(error, 100)}"
+        ) from None
+
+
+def _checked_entry(payload: dict[str, Any]) -> _Entry:
     resources = payload["resources"]
+    used = tuple(_number(resources[name]["used"]) for name in RESOURCES)
     frees = [resources[name]["free"] for name in RESOURCES]
+    if not all(free is None or isinstance(free, int) for free in frees):
+        raise TypeError("a free amount is not an integer")
+    _key(payload)
     aggregates = payload.get("aggregates") or ()
     return _Entry(
         payload=payload,
-        generation=payload["generation"],
-        used=(resources["vcpus"]["used"], resources["memory_mb"]["used"], resources["local_gb"]["used"]),
-        running_vms=payload["running_vms"],
+        generation=_number(payload["generation"]),
+        used=used,
+        running_vms=_number(payload["running_vms"]),
         free=None if any(free is None for free in frees) else frees,
         usable=not payload.get("disabled", False) and not payload.get("forced_down", False),
         zone=payload.get("availability_zone"),
@@ -106,7 +137,16 @@ def _entry(payload: dict[str, Any]) -> _Entry:
 
 def _key(payload: Mapping[str, Any]) -> Node:
     # "nodename" since payload 1.0; "node" before
-    return (payload["host"], payload.get("nodename", payload.get("node")))
+    key = (payload["host"], payload.get("nodename", payload.get("node")))
+    if not all(isinstance(name, str) for name in key):
+        raise TypeError("host or nodename is not a string")
+    return key
+
+
+def _number(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{value!r} is not an integer")
+    return value
 
 
 class CapacityView:
@@ -120,6 +160,8 @@ class CapacityView:
         self._deadlines: list[tuple[float, int, _Claim]] = []  # heap: the next claim to expire first
         self._order = itertools.count()
         self.dropped = 0
+        self.rejected = 0  # payloads refused: another major version, or malformed
+        self._said: set[str] = set()
         self.alerts: list[tuple[str, dict[str, Any]]] = []
 
     # -- the notification endpoint ---------------------------------------------------------
@@ -141,8 +183,14 @@ class CapacityView:
     # -- feeding the view ------------------------------------------------------------------
 
     def offer(self, payload: dict[str, Any]) -> bool:
-        """Keep ``payload`` if it is newer than what we have; True if kept."""
-        entry = _entry(payload)
+        """Keep ``payload`` if it is newer than what we have; True if kept. A payload of
+        another major version, or malformed, is refused (never raised: this runs in the
+        listener's callback) and said once per reason."""
+        try:
+            entry = _entry(payload)
+        except Refused as refused:
+            self._refuse(str(refused))
+            return False
         key = _key(payload)
         with self._lock:
             current = self._nodes.get(key)
@@ -153,6 +201,14 @@ class CapacityView:
                 self._carry_claims(current, entry)
             self._nodes[key] = entry
             return True
+
+    def _refuse(self, reason: str) -> None:
+        with self._lock:
+            self.rejected += 1
+            if reason in self._said or len(self._said) >= _SAID_AT_MOST:
+                return
+            self._said.add(reason)
+        LOG.warning("%s (said once; CapacityView.rejected counts them)", reason)
 
     def load(self, payloads: Iterable[dict[str, Any]]) -> int:
         """A snapshot (``tracker.client.snapshot``); returns how many nodes it made newer."""
