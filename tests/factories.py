@@ -154,10 +154,11 @@ def service_payload(
     disabled: bool = False,
     forced_down: bool = False,
     reason: str | None = None,
-    zone: str | None = "nova",
+    zone: str | None = None,
     binary: str = "nova-compute",
 ) -> dict[str, Any]:
-    """ServiceStatusPayload 1.1, as in Nova's service-update.json sample."""
+    """ServiceStatusPayload 1.1, as in Nova's service-update.json sample (whose
+    ``availability_zone`` is null: Nova does not fill it in notifications)."""
     return {
         "nova_object.name": "ServiceStatusPayload",
         "nova_object.namespace": "nova",

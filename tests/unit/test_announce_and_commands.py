@@ -104,4 +104,4 @@ def test_the_node_table_shows_what_keeps_a_scheduler_off_a_node(store, conf, tmp
     replay.replay([json.dumps(factories.envelope(status_update))], store, 1_000_000)
     assert status.main(_config(tmp_path, conf)) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("cmp")}
-    assert rows["cmp00"].endswith("  -") and rows["cmp01"].endswith("  disabled az=az1")
+    assert rows["cmp00"].endswith("  az=nova") and rows["cmp01"].endswith("  disabled az=az1")

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from tests import factories
+from tests.conftest import make_conf
 from tests.payload_schema import problems
 from tracker.bus import decide
+from tracker.client.view import CapacityView, Request
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.engine import Database
@@ -44,7 +46,7 @@ def _alerts(store):
 def test_service_and_aggregate_notifications_are_host_events_not_instance_events():
     service = _decide("service.update", factories.service_payload(disabled=True, reason="maint"))
     assert service.kind == decide.HOST and service.event is None
-    assert service.host_event == ServiceStatus("cmp1", True, "maint", False, "nova", factories.T0)
+    assert service.host_event == ServiceStatus("cmp1", True, "maint", False, None, factories.T0)
     aggregate = _decide(
         "aggregate.add_host.end", factories.aggregate_payload("u-1", "fast", ["b", "a"], "az1")
     )
@@ -103,15 +105,14 @@ def test_a_disabled_service_is_announced_on_every_node_of_its_host_and_counts_no
 def test_aggregates_give_zone_and_membership_and_follow_hosts_in_and_out(store):
     for host in ("a", "b"):
         store.set_node(host, host, NodeInventory(vcpus=8, memory_mb=8192, local_gb=100))
-    store.apply_host_event(
-        _decide("service.update", factories.service_payload(host="a", zone="nova")).host_event
-    )
+    store.apply_host_event(_decide("service.update", factories.service_payload(host="a")).host_event)
     add = factories.aggregate_payload("u-1", "fast", ["a"], zone="az1")
     assert store.apply_host_event(_decide("aggregate.add_host.end", add, 1).host_event) == 1
     views = {v["host"]: v for v in store.node_views()}
     assert views["a"]["availability_zone"] == "az1"  # the aggregate's zone wins over the service's
     assert views["a"]["aggregates"] == [{"uuid": "u-1", "name": "fast"}]
-    assert views["b"]["aggregates"] == [] and views["b"]["availability_zone"] is None
+    # in no zone aggregate: Nova's default_availability_zone, told or not of the service
+    assert views["b"]["aggregates"] == [] and views["b"]["availability_zone"] == "nova"
     move = factories.aggregate_payload("u-1", "fast", ["b"], zone="az1")
     assert store.apply_host_event(_decide("aggregate.remove_host.end", move, 2).host_event) == 2
     views = {v["host"]: v for v in store.node_views()}
@@ -122,6 +123,34 @@ def test_aggregates_give_zone_and_membership_and_follow_hosts_in_and_out(store):
     assert store.apply_host_event(_decide("aggregate.delete.end", delete, 3).host_event) == 1
     assert all(v["aggregates"] == [] for v in store.node_views())
     _drain(store)
+
+
+def test_the_default_zone_is_configurable_as_novas_and_every_path_carries_it(tmp_path):
+    conf = make_conf(f"sqlite:///{tmp_path}/t.sqlite", DEFAULT={"default_availability_zone": "az-default"})
+    store = Store(Database.from_conf(conf), conf)
+    migration.upgrade(store.db.engine)
+    assert (
+        store.set_node(*NODE, NodeInventory(vcpus=8, memory_mb=8192, local_gb=100))["availability_zone"]
+        == "az-default"
+    )
+    published = _drain(store)
+    store.apply(factories.event("create.end", 1))
+    published += _drain(store)
+    store.apply_host_event(_decide("service.update", factories.service_payload(disabled=True), 5).host_event)
+    published += _drain(store)
+    assert [payload["availability_zone"] for payload in published] == ["az-default"] * 3
+    assert store.node_payloads()[0]["availability_zone"] == "az-default"
+    view = CapacityView()
+    view.load(published)
+    assert view.fits(Request(1, 512, 1), availability_zone="az-default") == []  # disabled
+    store.apply_host_event(_decide("service.update", factories.service_payload(), 6).host_event)
+    view.offer(_drain_one_more(store))
+    assert view.fits(Request(1, 512, 1), availability_zone="az-default") == [NODE]
+
+
+def _drain_one_more(store):
+    (payload,) = _drain(store)
+    return payload
 
 
 def test_an_overcommitted_node_raises_one_alert_per_crossing(store):

@@ -24,14 +24,15 @@ def from_status(document: str | Path | Mapping[str, Any] | list[dict[str, Any]])
     return [dict(payload) for payload in listed]
 
 
-def from_database(url: str) -> Payloads:
-    """Every node as the tracker stores it; the connection can write nothing."""
+def from_database(url: str, default_availability_zone: str = "nova") -> Payloads:
+    """Every node as the tracker stores it; the connection can write nothing.
+    ``default_availability_zone``: the tracker's (Nova's) option of that name."""
     parsed = with_driver(sa.make_url(url))
     engine = sa.create_engine(parsed, **_read_only(parsed))
     try:
         with engine.connect() as connection:
             found = [nodes.NodeRecord.from_row(row) for row in connection.execute(nodes.select())]
-            return outbox.payloads(connection, found)
+            return outbox.payloads(connection, found, default_availability_zone)
     finally:
         engine.dispose()
 

@@ -63,6 +63,7 @@ class Store:
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
         self._quota = quota.defaults(conf)
+        self._default_zone: str = conf.default_availability_zone
         # lanes waiting on a broken database (a missing table, a revoked grant)
         self.environment = EnvironmentFaults()
 
@@ -92,7 +93,12 @@ class Store:
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
             return applying.apply_batch(
-                connection, events, self._conf.accounting.history_limit, self._defaults, self._quota
+                connection,
+                events,
+                self._conf.accounting.history_limit,
+                self._defaults,
+                quota_limits=self._quota,
+                default_zone=self._default_zone,
             )
 
     def apply(self, event: InstanceEvent) -> applying.Outcome:
@@ -109,8 +115,8 @@ class Store:
             before, node = node_rows.register(
                 connection, (host, hypervisor_hostname), changes, self._defaults
             )
-            outbox.write(connection, [node], [before])
-            return outbox.payloads(connection, [node])[0]
+            outbox.write(connection, [node], [before], self._default_zone)
+            return outbox.payloads(connection, [node], self._default_zone)[0]
 
     def apply_host_event(self, event: HostEvent) -> int:
         """Keep a service's or an aggregate's newest state; announce the nodes of every host
@@ -123,7 +129,7 @@ class Store:
                 changed = hosts.note_aggregate(connection, event)
             else:
                 changed = hosts.note_service(connection, event)
-            return len(outbox.announce_hosts(connection, changed))
+            return len(outbox.announce_hosts(connection, changed, self._default_zone))
 
     def node_payloads(
         self, names: Sequence[str] = (), part: tuple[int, int] | None = None
@@ -140,7 +146,7 @@ class Store:
             found = [
                 node_rows.NodeRecord.from_row(row) for row in connection.execute(node_rows.select(where))
             ]
-            return outbox.payloads(connection, found)
+            return outbox.payloads(connection, found, self._default_zone)
 
     def set_flavors(self, catalogue: list[Flavor]) -> None:
         """Add or replace flavors; legacy events are completed from them."""

@@ -51,7 +51,9 @@ def apply_batch(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
+    *,
     quota_limits: Mapping[str, int],
+    default_zone: str,
 ) -> list[Outcome]:
     """Apply ``events`` in arrival order, with the verdicts one transaction per event would give."""
     loaded = batch_load.load(connection, events)
@@ -67,7 +69,7 @@ def apply_batch(
     batch_write.allocations(connection, plan, ids)
     updated = batch_write.nodes(connection, node_rows, plan)
     batch_write.projects(connection, plan)
-    outbox.write(connection, updated, node_rows.values())
+    outbox.write(connection, updated, node_rows.values(), default_zone)
     outbox.alert(connection, quota.EVENT_TYPE, quota.crossings(connection, plan.projects, quota_limits))
     return [_outcome(step, changed, ids) for step, changed in zip(steps, plan.changed, strict=True)]
 

@@ -36,9 +36,9 @@ class HostFacts:
 NO_FACTS = HostFacts()
 
 
-def facts(connection: sa.Connection, hosts: Iterable[str]) -> dict[str, HostFacts]:
-    """The facts of ``hosts`` in ONE statement (it runs in every batch); hosts Nova
-    never told us about are absent."""
+def facts(connection: sa.Connection, hosts: Iterable[str], default_zone: str) -> dict[str, HostFacts]:
+    """The facts of ``hosts`` in ONE statement (it runs in every batch); a host in no
+    zone aggregate is in ``default_zone``, as in Nova."""
     names = sorted(set(hosts))
     if not names:
         return {}
@@ -75,7 +75,8 @@ def facts(connection: sa.Connection, hosts: Iterable[str]) -> dict[str, HostFact
         else:
             record.aggregates.append((uuid, name))
             record.aggregate_zone = record.aggregate_zone or zone
-    return {host: record.facts() for host, record in gathered.items()}
+    blank = HostFacts(availability_zone=default_zone)
+    return {host: gathered[host].facts(default_zone) if host in gathered else blank for host in names}
 
 
 @dataclasses.dataclass
@@ -85,10 +86,10 @@ class _Gathered:
     aggregate_zone: str | None = None
     aggregates: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
-    def facts(self) -> HostFacts:
+    def facts(self, default_zone: str) -> HostFacts:
         return dataclasses.replace(
             self.service,
-            availability_zone=self.aggregate_zone or self.service_zone,
+            availability_zone=self.aggregate_zone or self.service_zone or default_zone,
             aggregates=tuple(sorted(self.aggregates, key=lambda pair: (pair[1], pair[0]))),
         )
 

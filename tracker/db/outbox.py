@@ -23,15 +23,21 @@ CAPACITY: sa.Table = CapacityOutbox.__table__  # type: ignore[assignment]
 ALERTS: sa.Table = AlertOutbox.__table__  # type: ignore[assignment]
 
 
-def payloads(connection: sa.Connection, node_rows: Sequence[NodeRecord]) -> list[dict[str, Any]]:
-    """Capacity payloads of ``node_rows`` as they are, stamped now."""
-    facts = hosts.facts(connection, {node.host for node in node_rows})
+def payloads(
+    connection: sa.Connection, node_rows: Sequence[NodeRecord], default_zone: str
+) -> list[dict[str, Any]]:
+    """Capacity payloads of ``node_rows`` as they are, stamped now; ``default_zone``:
+    Nova's ``default_availability_zone``, of hosts in no zone aggregate."""
+    facts = hosts.facts(connection, {node.host for node in node_rows}, default_zone)
     now = capacity.now_text()
-    return [capacity.payload(node, facts.get(node.host, hosts.NO_FACTS), now) for node in node_rows]
+    return [capacity.payload(node, facts[node.host], now) for node in node_rows]
 
 
 def write(
-    connection: sa.Connection, updated: Sequence[NodeRecord], before: Iterable[NodeRecord] = ()
+    connection: sa.Connection,
+    updated: Sequence[NodeRecord],
+    before: Iterable[NodeRecord],
+    default_zone: str,
 ) -> None:
     """One capacity notification per node with its final generation (payloads are
     absolute), plus a ``capacity.overcommit`` alert for each node this change took
@@ -40,7 +46,7 @@ def write(
         return
     rows = [
         {"node_id": node.id, "generation": node.generation, "payload": json.dumps(body, sort_keys=True)}
-        for node, body in zip(updated, payloads(connection, updated), strict=True)
+        for node, body in zip(updated, payloads(connection, updated, default_zone), strict=True)
     ]
     connection.execute(CAPACITY.insert(), rows)
     earlier = {node.id: node for node in before}
@@ -66,7 +72,9 @@ def alert(connection: sa.Connection, event_type: str, bodies: Sequence[Mapping[s
     connection.execute(ALERTS.insert(), rows)
 
 
-def announce_hosts(connection: sa.Connection, changed_hosts: Iterable[str]) -> list[NodeRecord]:
+def announce_hosts(
+    connection: sa.Connection, changed_hosts: Iterable[str], default_zone: str
+) -> list[NodeRecord]:
     """A host's facts changed: its nodes get a new generation and are announced again."""
     locked = nodes.lock_hosts(connection, changed_hosts)
     if not locked:
@@ -77,5 +85,5 @@ def announce_hosts(connection: sa.Connection, changed_hosts: Iterable[str]) -> l
         .values(generation=nodes.TABLE.c.generation + 1)
     )
     bumped = [dataclasses.replace(node, generation=node.generation + 1) for node in locked]
-    write(connection, bumped, locked)  # the same usage: a node already over is no new crossing
+    write(connection, bumped, locked, default_zone)  # the same usage: a node already over is no new crossing
     return bumped
