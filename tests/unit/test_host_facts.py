@@ -102,6 +102,22 @@ def test_a_disabled_service_is_announced_on_every_node_of_its_host_and_counts_no
     assert store.node_views()[0]["disabled"] is True
 
 
+def test_a_deleted_compute_service_is_never_placeable_until_nova_creates_it_again(store):
+    store.set_node(*NODE, NodeInventory(vcpus=16, memory_mb=32768, local_gb=400))
+    _drain(store)
+    delete = _decide("service.delete", factories.service_payload(), 5)
+    assert delete.kind == decide.HOST
+    assert store.apply_host_event(delete.host_event) == 1
+    (payload,) = _drain(store)
+    assert (payload["disabled"], payload["disabled_reason"]) == (True, "nova-compute service deleted")
+    view = CapacityView()
+    view.offer(payload)
+    assert view.fits(Request(1, 512, 1)) == []
+    create = _decide("service.create", factories.service_payload(), 6).host_event
+    assert store.apply_host_event(create) == 1
+    assert _drain(store)[0]["disabled"] is False
+
+
 def test_aggregates_give_zone_and_membership_and_follow_hosts_in_and_out(store):
     for host in ("a", "b"):
         store.set_node(host, host, NodeInventory(vcpus=8, memory_mb=8192, local_gb=100))

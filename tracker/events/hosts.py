@@ -17,7 +17,10 @@ from tracker.events.envelope import Notification
 from tracker.events.versioned import DATA_KEY, object_data
 
 COMPUTE_BINARY = "nova-compute"
-_SERVICE_EVENTS = ("service.create", "service.update")
+_SERVICE_EVENTS = ("service.create", "service.update", "service.delete")
+_SERVICE_DELETE = "service.delete"
+# what a deleted service's nodes say: disabled for good, until Nova creates the service again
+DELETED_REASON = "nova-compute service deleted"
 _AGGREGATE_PREFIX = "aggregate."
 _AGGREGATE_DELETE = "aggregate.delete.end"
 # Nova's AggregatePayload metadata key that makes an aggregate a zone
@@ -79,17 +82,17 @@ def parse(notification: Notification) -> HostEvent | None:
         return None
     data = object_data(notification.payload, "payload")
     if event_type in _SERVICE_EVENTS:
-        return _service(data, notification.timestamp)
+        return _service(data, notification.timestamp, deleted=event_type == _SERVICE_DELETE)
     return _aggregate(data, notification.timestamp, deleted=event_type == _AGGREGATE_DELETE)
 
 
-def _service(data: Mapping[str, Any], timestamp: datetime.datetime) -> ServiceStatus | None:
+def _service(data: Mapping[str, Any], timestamp: datetime.datetime, deleted: bool) -> ServiceStatus | None:
     if data.get("binary") != COMPUTE_BINARY:
         return None
     return ServiceStatus(
         host=fields.required_text(data, "host"),
-        disabled=_flag(data, "disabled"),
-        disabled_reason=fields.optional_text(data, "disabled_reason"),
+        disabled=deleted or _flag(data, "disabled"),
+        disabled_reason=DELETED_REASON if deleted else fields.optional_text(data, "disabled_reason"),
         forced_down=_flag(data, "forced_down"),
         availability_zone=fields.optional_text(data, "availability_zone"),
         timestamp=timestamp,
