@@ -18,8 +18,16 @@ and in nova-scheduler's environment:
   read-only database URL, for a scheduler that starts before the next
   announce interval has gone round.
 
-Every scheduler process gets a listener pool of its own (``scheduler-<host>-<pid>``),
-so each one sees every update.
+Every scheduler process gets a listener pool of its own, so each one sees
+every update: ``scheduler-<host>-<slot>``, the slot being the lowest one no
+live process of this host holds (a lock file under ``TRACKER_SCHEDULER_LOCK_DIR``,
+default the temporary directory). A restarted process takes its slot, and its
+queue, again: a host has as many queues as it ever ran scheduler processes at
+once (nova-scheduler's ``[scheduler] workers``), however often they restart.
+The queues of a host that no longer runs a scheduler stay until deleted; a
+RabbitMQ policy expires them, e.g.
+``rabbitmqctl set_policy tracker-schedulers '^scheduler-' '{"expires": 3600000}'
+--apply-to queues`` (an hour unused).
 
 The filter passes a host only if the tracker knows it, its service is neither
 disabled nor forced down, and it has room for the flavor after the pending
@@ -39,10 +47,13 @@ under-uses that node, and never over-fills one.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import tempfile
 import threading
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from nova.scheduler import filters, weights
 
@@ -51,6 +62,7 @@ from tracker.client.view import CapacityView, Request
 
 _LOCK = threading.Lock()
 _VIEW: CapacityView | None = None
+_SLOT: IO[bytes] | None = None  # held open for the life of the process
 
 
 def request_of(spec_obj: Any) -> Request:
@@ -84,6 +96,7 @@ def _listening_view() -> CapacityView:
     import oslo_messaging  # noqa: PLC0415 - nova-scheduler has it; tests never get here
     from oslo_config import cfg  # noqa: PLC0415
 
+    global _SLOT  # held as long as the process lives
     view = CapacityView()
     conf = cfg.ConfigOpts()
     conf([])
@@ -91,7 +104,8 @@ def _listening_view() -> CapacityView:
     target = oslo_messaging.Target(
         exchange=os.environ.get("TRACKER_EXCHANGE", "tracker"), topic="capacity_notifications"
     )
-    pool = f"scheduler-{socket.gethostname()}-{os.getpid()}"
+    lock_dir = Path(os.environ.get("TRACKER_SCHEDULER_LOCK_DIR", tempfile.gettempdir()))
+    pool, _SLOT = pool_slot(lock_dir, socket.gethostname())
     oslo_messaging.get_notification_listener(
         transport, [target], [view], executor="threading", pool=pool
     ).start()
@@ -99,6 +113,20 @@ def _listening_view() -> CapacityView:
     if source:  # after the listener started: nothing falls between the two
         view.load(snapshot.from_database(source) if "://" in source else snapshot.from_status(source))
     return view
+
+
+def pool_slot(lock_dir: Path, host: str) -> tuple[str, IO[bytes]]:
+    """The listener pool of this process, ``scheduler-<host>-<slot>``, and the open lock
+    file that holds the slot (released when the process ends, however it ends)."""
+    for slot in range(1024):
+        held = (lock_dir / f"tracker-scheduler-{slot}.lock").open("ab")
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.close()
+            continue
+        return f"scheduler-{host}-{slot}", held
+    raise RuntimeError(f"no free scheduler slot under {lock_dir}")
 
 
 class TrackerCapacityFilter(filters.BaseHostFilter):  # type: ignore[misc]

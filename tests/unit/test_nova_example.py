@@ -92,3 +92,14 @@ def test_the_filter_refuses_disabled_unknown_and_too_small_hosts(example):
 def test_requests_count_disk_as_nova_does(example):
     assert example.request_of(_spec(1024, root_gb=40)).disk_gb == 40
     assert example.request_of(_spec(1024, root_gb=40, is_bfv=True)).disk_gb == 0
+
+
+def test_a_restarted_scheduler_process_takes_its_pool_again_instead_of_a_new_queue(example, tmp_path):
+    first, first_lock = example.pool_slot(tmp_path, "sched1")
+    second, second_lock = example.pool_slot(tmp_path, "sched1")
+    assert (first, second) == ("scheduler-sched1-0", "scheduler-sched1-1")  # both see every update
+    first_lock.close()  # the first process ends, however it ends
+    again, again_lock = example.pool_slot(tmp_path, "sched1")
+    assert again == first
+    second_lock.close()
+    again_lock.close()
