@@ -16,6 +16,8 @@ from tracker.client.view import CapacityView, Request
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.engine import Database
+from tracker.db.nodes import InvalidInventory
+from tracker.errors import ConfigError
 from tracker.events.hosts import AggregateState, ServiceStatus
 
 NODE = ("cmp1", "cmp1.example.org")
@@ -252,3 +254,28 @@ def test_every_example_in_the_payload_documentation_follows_the_schema():
     assert set(examples) == {"capacity.update", "capacity.overcommit", "quota.exceeded"}
     for event_type, example in examples.items():
         assert problems(event_type, example) == []
+
+
+@pytest.mark.parametrize(
+    "inventory",
+    [
+        NodeInventory(vcpus=-1),
+        NodeInventory(memory_mb=4096, reserved_memory_mb=-4),
+        NodeInventory(cpu_allocation_ratio=0.0),
+        NodeInventory(ram_allocation_ratio=float("nan")),
+        NodeInventory(disk_allocation_ratio=float("inf")),
+    ],
+)
+def test_the_store_refuses_an_inventory_whose_payload_would_fail_the_schema(store, inventory):
+    store.set_node(*NODE, NodeInventory(vcpus=8, memory_mb=8192, local_gb=100))
+    _drain(store)
+    with pytest.raises(InvalidInventory):
+        store.set_node(*NODE, inventory)
+    assert _drain(store) == []
+    assert problems("capacity.update", store.node_payloads()[0]) == []
+
+
+def test_an_initial_allocation_ratio_of_zero_is_a_configuration_mistake(tmp_path):
+    conf = make_conf(f"sqlite:///{tmp_path}/t.sqlite", accounting={"initial_ram_allocation_ratio": 0.0})
+    with pytest.raises(ConfigError, match=r"initial_ram_allocation_ratio .*above 0"):
+        Store(Database.from_conf(conf), conf)

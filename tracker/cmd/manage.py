@@ -16,6 +16,7 @@ from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
 from tracker.db import flavors, migration
+from tracker.db import nodes as node_rows
 from tracker.db.api import NodeInventory, Store
 from tracker.db.quota import RESOURCES as QUOTA_RESOURCES
 
@@ -29,7 +30,7 @@ def _count(text: str) -> int:
 
 def _ratio(text: str) -> float:
     value = float(text)
-    if not value > 0 or value == float("inf"):
+    if not node_rows.valid_ratio(value):
         raise ValueError("an allocation ratio must be a finite number above 0")
     return value
 
