@@ -153,6 +153,15 @@ def test_claims_last_five_minutes_by_default_longer_than_a_boot():
     assert view.pending_claims() == 0
 
 
+def test_a_claim_without_room_is_refused_so_two_threads_never_share_the_last_room():
+    view = CapacityView()
+    view.offer(_payload(1, memory_mb=32768))  # 32 256 MB free: room for one BIG
+    assert view.claim(*_node("cmp1"), BIG) is True
+    assert view.claim(*_node("cmp1"), BIG) is False
+    assert view.pending_claims() == 1
+    assert view.claim("nowhere", "nowhere", SMALL) is False  # unknown: nothing to count against
+
+
 def test_claims_expire_after_their_timeout():
     now = [100.0]
     view = CapacityView(claim_timeout=30.0, clock=lambda: now[0])

@@ -275,12 +275,16 @@ class CapacityView:
 
     # -- the scheduler's own picks ------------------------------------------------------------
 
-    def claim(self, host: str, node: str, request: Request) -> None:
+    def claim(self, host: str, node: str, request: Request) -> bool:
         """Count ``request`` against the node until an update shows it counted or
-        ``claim_timeout`` passes."""
+        ``claim_timeout`` passes. False, and nothing counted, if the node has no room
+        for it (any more: another thread may have just taken it) or is unknown."""
         with self._lock:
+            room = self.room(host, node)
+            if room is None or any(free < need for free, need in zip(room, _amounts(request), strict=True)):
+                return False
             entry = self._nodes[(host, node)]
-            amounts = (request.vcpus, request.memory_mb, request.disk_gb)
+            amounts = _amounts(request)
             claim = _Claim(
                 (host, node),
                 amounts,
@@ -294,6 +298,7 @@ class CapacityView:
             entry.claims.append(claim)
             _add(entry.claimed, claim.amounts, 1)
             heapq.heappush(self._deadlines, (claim.deadline, next(self._order), claim))
+            return True
 
     def pick(
         self, request: Request, availability_zone: str | None = None, aggregate: str | None = None
@@ -363,6 +368,10 @@ def _arguments(message: Mapping[str, Any]) -> tuple[Any, str, str, dict[str, Any
         message["payload"],
         message["metadata"],
     )
+
+
+def _amounts(request: Request) -> tuple[int, int, int]:
+    return (request.vcpus, request.memory_mb, request.disk_gb)
 
 
 def _add(totals: list[int], amounts: tuple[int, int, int], sign: int) -> None:
