@@ -105,3 +105,30 @@ def test_the_node_table_shows_what_keeps_a_scheduler_off_a_node(store, conf, tmp
     assert status.main(_config(tmp_path, conf)) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("cmp")}
     assert rows["cmp00"].endswith("  az=nova") and rows["cmp01"].endswith("  disabled az=az1")
+
+
+BAD_LIMIT = "invalid limit (-1: none, or 0 to 2**63-1) value"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["", "--vcpus", "1"], "argument PROJECT: invalid project id value: ''"),
+        (["p" * 256, "--vcpus", "1"], "argument PROJECT: invalid project id value"),
+        (["proj-1", "--vcpus", str(2**64)], f"argument --vcpus: {BAD_LIMIT}"),
+        (["proj-1", "--vcpus", "-2"], f"argument --vcpus: {BAD_LIMIT}: '-2'"),
+    ],
+)
+def test_quota_set_refuses_a_bad_project_or_limit_in_one_line(store, conf, tmp_path, capsys, argv, said):
+    with pytest.raises(SystemExit) as exited:
+        manage.main([*_config(tmp_path, conf), "quota", "set", *argv])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert said in err[-1] and "Traceback" not in "".join(err)
+    assert store.quota_limits()[1] == {}
+
+
+def test_quota_set_under_the_usage_says_the_alert_is_queued_not_published(store, conf, tmp_path, capsys):
+    store.apply(factories.event("create.end", 1))
+    assert manage.main([*_config(tmp_path, conf), "quota", "set", "proj-1", "--vcpus", "1"]) == 0
+    assert "alert queued: the worker publishes it" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def _add_parsers(subparsers: Any) -> None:
         dest="quota_action"
     )
     quota_set = quota.add_parser("set", help="Override the [quota] defaults for one project (-1: no limit).")
-    quota_set.add_argument("project_id", metavar="PROJECT")
+    quota_set.add_argument("project_id", metavar="PROJECT", type=_project_id)
     for name in QUOTA_RESOURCES:
         quota_set.add_argument("--" + name.replace("_", "-"), dest=name, type=_limit)
     quota_set.set_defaults(func=quota_set_cmd)
@@ -159,9 +159,22 @@ def _at_least_one_day(text: str) -> float:
 
 def _limit(text: str) -> int:
     value = int(text)
-    if value < -1:
-        raise ValueError("a limit is -1 (none) or at least 0")
+    if not -1 <= value <= _LARGEST_LIMIT:
+        raise ValueError("a limit is -1 (none) or 0 to 2**63-1")
     return value
+
+
+def _project_id(text: str) -> str:
+    if not 0 < len(text) <= _PROJECT_ID_LENGTH or not text.isprintable():
+        raise ValueError(f"a project id is 1 to {_PROJECT_ID_LENGTH} printable characters")
+    return text
+
+
+_LARGEST_LIMIT = 2**63 - 1  # a BIGINT column
+_PROJECT_ID_LENGTH = 255  # project_quotas.project_id, as Nova's and Keystone's
+# argparse names the argument and the value it refused, in one line, exit 2
+_limit.__name__ = "limit (-1: none, or 0 to 2**63-1)"
+_project_id.__name__ = "project id"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -326,7 +339,8 @@ def quota_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
     for crossed in store.set_quota(args.project_id, limits):
         print(
             f"warning: project {escape.text(args.project_id)} already uses {crossed['used']} "
-            f"{crossed['resource']}, over its new limit of {crossed['limit']} (alert published)",
+            f"{crossed['resource']}, over its new limit of {crossed['limit']} "
+            "(alert queued: the worker publishes it)",
             file=sys.stderr,
         )
     return quota_list(conf, store)
