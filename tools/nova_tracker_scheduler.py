@@ -66,13 +66,14 @@ _SLOT: IO[bytes] | None = None  # held open for the life of the process
 
 
 def request_of(spec_obj: Any) -> Request:
-    """What one instance of ``spec_obj`` needs, counted as Nova's resource tracker counts it."""
+    """What one instance of ``spec_obj`` needs, as Placement allocates it (Nova's
+    ``resources_from_flavor``): swap in MiB rounded up to whole GiB."""
     flavor = spec_obj.flavor
     root_gb = 0 if getattr(spec_obj, "is_bfv", False) else flavor.root_gb
     return Request(
         vcpus=flavor.vcpus,
         memory_mb=flavor.memory_mb,
-        disk_gb=root_gb + flavor.ephemeral_gb + flavor.swap // 1024,
+        disk_gb=root_gb + flavor.ephemeral_gb + -(-flavor.swap // 1024),
     )
 
 

@@ -51,8 +51,10 @@ def _host(name):
     return types.SimpleNamespace(host=name, nodename=f"{name}.example.org")
 
 
-def _spec(memory_mb, vcpus=4, root_gb=40, is_bfv=False):
-    flavor = types.SimpleNamespace(vcpus=vcpus, memory_mb=memory_mb, root_gb=root_gb, ephemeral_gb=0, swap=0)
+def _spec(memory_mb, vcpus=4, root_gb=40, is_bfv=False, swap=0):
+    flavor = types.SimpleNamespace(
+        vcpus=vcpus, memory_mb=memory_mb, root_gb=root_gb, ephemeral_gb=0, swap=swap
+    )
     return types.SimpleNamespace(flavor=flavor, is_bfv=is_bfv, availability_zone=None)
 
 
@@ -92,6 +94,9 @@ def test_the_filter_refuses_disabled_unknown_and_too_small_hosts(example):
 def test_requests_count_disk_as_nova_does(example):
     assert example.request_of(_spec(1024, root_gb=40)).disk_gb == 40
     assert example.request_of(_spec(1024, root_gb=40, is_bfv=True)).disk_gb == 0
+    # swap in MiB, rounded up to whole GiB as Placement allocates it
+    assert example.request_of(_spec(1024, root_gb=40, swap=512)).disk_gb == 41
+    assert example.request_of(_spec(1024, root_gb=40, swap=2048)).disk_gb == 42
 
 
 def test_a_restarted_scheduler_process_takes_its_pool_again_instead_of_a_new_queue(example, tmp_path):

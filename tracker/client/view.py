@@ -50,7 +50,9 @@ Node = tuple[str, str]  # (host, nodename)
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """What one instance needs; ``disk_gb`` as Nova counts it: root + ephemeral + swap/1024."""
+    """What one instance needs; ``disk_gb`` as Placement allocates it: root + ephemeral +
+    swap/1024 rounded up (the tracker's own accounting rounds swap down, as Nova's
+    resource tracker does, until [accounting] disk_rounding from the Nova branch)."""
 
     vcpus: int
     memory_mb: int
