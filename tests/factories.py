@@ -5,6 +5,9 @@ import json
 import uuid
 from typing import Any
 
+from tracker.db import capacity
+from tracker.db.hosts import NO_FACTS
+from tracker.db.nodes import NodeRecord
 from tracker.events.model import Flavor, InstanceEvent
 
 T0 = datetime.datetime(2026, 8, 21, 21, 0, 0, 1)
@@ -145,3 +148,81 @@ def event(
         new_flavor=new_flavor,
         boot_from_volume=bfv,
     )
+
+
+def service_payload(
+    host: str = "cmp1",
+    disabled: bool = False,
+    forced_down: bool = False,
+    reason: str | None = None,
+    zone: str | None = None,
+    binary: str = "nova-compute",
+) -> dict[str, Any]:
+    """ServiceStatusPayload 1.1, as in Nova's service-update.json sample (whose
+    ``availability_zone`` is null: Nova does not fill it in notifications)."""
+    return {
+        "nova_object.name": "ServiceStatusPayload",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.1",
+        "nova_object.data": {
+            "host": host,
+            "binary": binary,
+            "topic": "compute",
+            "report_count": 1,
+            "disabled": disabled,
+            "disabled_reason": reason,
+            "forced_down": forced_down,
+            "availability_zone": zone,
+            "last_seen_up": None,
+            "version": 66,
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, host)),
+        },
+    }
+
+
+def aggregate_payload(
+    uuid_: str, name: str, hosts: list[str] | None, zone: str | None = None
+) -> dict[str, Any]:
+    """AggregatePayload 1.0; the zone is the ``availability_zone`` metadata key."""
+    return {
+        "nova_object.name": "AggregatePayload",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.0",
+        "nova_object.data": {
+            "id": 1,
+            "uuid": uuid_,
+            "name": name,
+            "hosts": hosts,
+            "metadata": {"availability_zone": zone} if zone else {},
+        },
+    }
+
+
+def capacity_payload(
+    host: str = "cmp1", nodename: str | None = None, generation: int = 1, facts: Any = None, **fields: Any
+) -> dict[str, Any]:
+    """A ``capacity.update`` payload as the tracker builds it, of a registered node
+    (16 vCPUs, 32 GiB, 400 GiB, Nova's default reserve and ratios) unless ``fields`` say else."""
+    record = {
+        "id": 1,
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{host}/{nodename}")),
+        "host": host,
+        "hypervisor_hostname": nodename or host,
+        "placeholder": False,
+        "vcpus": 16,
+        "memory_mb": 32768,
+        "local_gb": 400,
+        "reserved_vcpus": 0,
+        "reserved_memory_mb": 512,
+        "reserved_local_gb": 0,
+        "cpu_allocation_ratio": 4.0,
+        "ram_allocation_ratio": 1.0,
+        "disk_allocation_ratio": 1.0,
+        "vcpus_used": 0,
+        "memory_mb_used": 0,
+        "local_gb_used": 0,
+        "running_vms": 0,
+        "generation": generation,
+        **fields,
+    }
+    return capacity.payload(NodeRecord(**record), facts or NO_FACTS, capacity.now_text())

@@ -16,6 +16,8 @@ Kinds:
   whose endpoint's ``info``/``error`` only count.
 - ``tracker``: ``tracker.bus.consumer.Worker`` with its default configuration
   (lanes, prefetch, batch size); only names and the database are set.
+- ``view``: the same listener feeding ``tracker.client.view.CapacityView`` (see
+  bench_view).
 - ``capacity``: a plain kombu subscriber of the tracker's capacity
   notifications that notes when each probe node first shows an instance
   (see bench_latency); it stops once every probe was seen, or on SIGTERM.
@@ -111,26 +113,82 @@ class _Counting:
 
 def run_oslo(spec: dict[str, Any]) -> dict[str, Any]:
     """What a stock OpenStack notification consumer manages with oslo.messaging's defaults."""
-    import oslo_messaging  # noqa: PLC0415 - only this kind pays for oslo.messaging (and eventlet)
+    endpoint = _Counting(spec["expected"])
+    elapsed, finished = _listen(spec, endpoint, endpoint.done)
+    return {"seconds": elapsed, "received": endpoint.count, "finished": finished}
+
+
+def run_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler: the same stock listener feeding ``tracker.client.view.CapacityView``
+    (``batch``: oslo.messaging's batch listener). Runs until ``expected`` messages
+    arrived, or until SIGTERM without it; reports every node's generation."""
+    from tracker.client.view import BatchEndpoint, CapacityView  # noqa: PLC0415
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    class TimedView(CapacityView):
+        def __init__(self) -> None:
+            super().__init__()
+            self.counting = _Counting(spec.get("expected", 0))
+            self.done = self.counting.done if "expected" in spec else stopping
+            self.first_at: float | None = None
+            self.last_at = 0.0
+
+        def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, metadata: Any) -> None:
+            super().info(ctxt, publisher_id, event_type, payload, metadata)
+            self.last_at = time.monotonic()  # one clock for every process on a Linux host
+            self.first_at = self.first_at or self.last_at
+            self.counting.info(ctxt, publisher_id, event_type, payload, metadata)
+
+    view = TimedView()
+    endpoint = BatchEndpoint(view) if spec.get("batch") else view
+    elapsed, finished = _listen(spec, endpoint, view.done)
+    generations = {host: view.get(host, node)["generation"] for host, node in view.nodes()}
+    return {
+        "seconds": elapsed,
+        "received": view.counting.count,
+        "finished": finished,
+        "generations": generations,
+        "dropped": view.dropped,
+        "first_at": view.first_at,
+        "last_at": view.last_at,
+    }
+
+
+def _listen(spec: dict[str, Any], endpoint: Any, done: threading.Event) -> tuple[float, bool]:
+    """A stock notification listener (``batch``: the batch one) with ``endpoint`` until
+    ``done``: seconds, finished."""
+    import oslo_messaging  # noqa: PLC0415 - only these kinds pay for oslo.messaging (and eventlet)
     from oslo_config import cfg  # noqa: PLC0415
 
     conf = cfg.ConfigOpts()
     conf([], project="bench", default_config_files=[], default_config_dirs=[])
-    endpoint = _Counting(spec["expected"])
     start = time.perf_counter()
     transport = oslo_messaging.get_notification_transport(conf, url=RABBIT)
     target = oslo_messaging.Target(exchange=spec["exchange"], topic=spec["topic"])
-    listener = oslo_messaging.get_notification_listener(
-        transport, [target], [endpoint], executor="threading", pool=spec["queue"]
-    )
+    if spec.get("batch"):
+        listener = oslo_messaging.get_batch_notification_listener(
+            transport,
+            [target],
+            [endpoint],
+            executor="threading",
+            pool=spec["queue"],
+            batch_size=500,
+            batch_timeout=0.05,
+        )
+    else:
+        listener = oslo_messaging.get_notification_listener(
+            transport, [target], [endpoint], executor="threading", pool=spec["queue"]
+        )
     listener.start()
     say("consuming")
-    finished = endpoint.done.wait(spec.get("timeout", 300))
+    finished = done.wait(spec.get("timeout", 300))
     elapsed = time.perf_counter() - start
     listener.stop()
     listener.wait()
     transport.cleanup()
-    return {"seconds": elapsed, "received": endpoint.count, "finished": finished}
+    return elapsed, finished
 
 
 def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +224,7 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
         "seconds": elapsed,
         "received": worker.metrics["received"],
         "finished": finished,
+        "finished_at": time.monotonic(),
         "metrics": worker.metrics.snapshot(),
         "published": worker.relay.published,
     }
@@ -202,7 +261,13 @@ def run_capacity(spec: dict[str, Any]) -> dict[str, Any]:
     return {"received": received, "arrivals": arrivals}
 
 
-RUNS = {"kombu": run_kombu, "oslo": run_oslo, "tracker": run_tracker, "capacity": run_capacity}
+RUNS = {
+    "kombu": run_kombu,
+    "oslo": run_oslo,
+    "view": run_view,
+    "tracker": run_tracker,
+    "capacity": run_capacity,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -37,9 +37,13 @@ def replay(lines: Iterable[str], store: Store, max_bytes: int, batch_size: int =
     report = Report()
     pending: list[tuple[int, InstanceEvent]] = []
     for number, line in enumerate(lines, start=1):
-        event = _decide(number, line, max_bytes, report) if line.strip() else None
-        if event is not None:
-            pending.append((number, event))
+        decision = _decide(number, line, max_bytes, report) if line.strip() else None
+        if decision is not None and decision.event is not None:
+            pending.append((number, decision.event))
+        elif decision is not None and decision.host_event is not None:
+            _apply(pending, store, report)  # in order with the instance events before it
+            store.apply_host_event(decision.host_event)
+            report.metrics.incr("host_events")
         if len(pending) >= batch_size:
             _apply(pending, store, report)
     _apply(pending, store, report)
@@ -47,14 +51,14 @@ def replay(lines: Iterable[str], store: Store, max_bytes: int, batch_size: int =
     return report
 
 
-def _decide(number: int, line: str, max_bytes: int, report: Report) -> InstanceEvent | None:
+def _decide(number: int, line: str, max_bytes: int, report: Report) -> decide.Decision:
     report.metrics.incr("received")
     decision = decide.decide(line, max_bytes)
     if decision.kind == decide.POISON:
         report.set_aside(number, decision.reason)
     elif decision.kind == decide.IGNORE:
         report.metrics.incr("ignored")
-    return decision.event
+    return decision
 
 
 def _apply(pending: list[tuple[int, InstanceEvent]], store: Store, report: Report) -> None:

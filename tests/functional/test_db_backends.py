@@ -10,6 +10,7 @@ from tests import factories
 from tests.batching import count_statements, mixed_batch
 from tests.conftest import make_conf
 from tests.schema import schema_differences
+from tests.upgrade import upgrade_with_data
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.apply import APPLIED, PoisonEvent
@@ -219,3 +220,10 @@ def test_names_that_differ_only_in_case_or_trailing_space_are_different_hosts(se
     assert len(store.project_usage()) == 4
     assert store.audit() == []
     store.db.dispose()
+
+
+def test_a_database_main_filled_upgrades(server_url):
+    upgraded = upgrade_with_data(server_url)
+    assert len(set(upgraded.node_uuids)) == 2 and None not in upgraded.node_uuids
+    assert upgraded.allocations == [("i-1", 1)]
+    assert upgraded.outbox_payloads == []  # unversioned, not to be published; the announce resends

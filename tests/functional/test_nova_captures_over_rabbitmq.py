@@ -106,7 +106,12 @@ def test_a_failure_parked_while_its_request_is_applied_elsewhere_is_not_lost(ser
         applied = []
         with db.engine.connect() as parking:
             transaction = parking.begin()
-            assert applying.apply_batch(parking, events[-1:], 64, defaults)[0].status == applying.PARKED
+            assert (
+                applying.apply_batch(
+                    parking, events[-1:], 64, defaults, quota_limits={}, default_zone="nova"
+                )[0].status
+                == applying.PARKED
+            )
             other = threading.Thread(target=lambda: applied.extend(store.apply_batch(events[:-1])))
             other.start()
             other.join(1.0)

@@ -6,6 +6,7 @@ import kombu
 import pytest
 from amqp.exceptions import MessageNacked
 
+from tests import factories
 from tests.conftest import RABBIT_URL, make_conf, require
 from tracker.bus import amqp
 from tracker.bus.publisher import CapacityPublisher
@@ -45,9 +46,9 @@ def published():
 def test_a_batch_returns_once_the_broker_has_every_message(published):
     publisher, channel, bind = published
     queue = bind()
-    publisher.publish([{"host": f"node-{i}", "generation": i} for i in range(300)])
+    publisher.publish([factories.capacity_payload(f"node-{i}", generation=i) for i in range(300)])
     assert channel.queue_declare(queue, passive=True).message_count == 300
-    publisher.publish([{"host": "node-x", "generation": 1}])  # the next batch waits for its own
+    publisher.publish([factories.capacity_payload("node-x")])  # the next batch waits for its own
     assert channel.queue_declare(queue, passive=True).message_count == 301
 
 
@@ -56,4 +57,4 @@ def test_a_refused_message_fails_the_batch(published):
     publisher, _channel, bind = published
     bind(**{"x-max-length": 5, "x-overflow": "reject-publish"})
     with pytest.raises(MessageNacked):
-        publisher.publish([{"host": f"node-{i}", "generation": i} for i in range(20)])
+        publisher.publish([factories.capacity_payload(f"node-{i}", generation=i) for i in range(20)])

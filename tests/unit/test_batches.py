@@ -26,7 +26,10 @@ def _used(store, node=NODE):
 
 
 def _usage(store):
-    return [{k: v for k, v in view.items() if k != "generation"} for view in store.node_views()]
+    return [
+        {k: v for k, v in view.items() if k not in ("generation", "uuid", "timestamp")}
+        for view in store.node_views()
+    ]
 
 
 def _count(store, sql):

@@ -41,6 +41,7 @@ def test_every_group_is_listed_for_the_generator():
         "capacity_notifications",
         "worker",
         "accounting",
+        "quota",
         "oslo_messaging_rabbit",
     }
 

@@ -858,7 +858,7 @@ def _good_messages(goods_: list[Good], nonce: str) -> tuple[list[bytes], dict[tu
         disk = flavor["root_gb"] + flavor["ephemeral_gb"] + flavor["swap"] // 1024
         for index, amount in enumerate((1, flavor["vcpus"], flavor["memory_mb"], disk)):
             used[index] += amount
-    ignored = factories.envelope(factories.message("service.update", {"host": f"ok{nonce}-cmp0"}))
+    ignored = factories.envelope(factories.message("metrics.update", {"host": f"ok{nonce}-cmp0"}))
     bodies_.append(json.dumps(ignored).encode())
     return bodies_, expected
 

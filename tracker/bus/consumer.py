@@ -33,9 +33,10 @@ from tracker.bus import amqp, decide
 from tracker.bus.acks import Acks
 from tracker.bus.deadletter import DeadLetters, Letter
 from tracker.bus.delivery import Delivery, Session
+from tracker.bus.host_events import HostEvents
 from tracker.bus.lanes import Lanes
 from tracker.bus.monitor import Monitor
-from tracker.bus.outcomes import Applied, DeadLettered, Refused, Result, Unapplied
+from tracker.bus.outcomes import Applied, DeadLettered, HostNoted, Refused, Result, Unapplied
 from tracker.bus.relay import Relay
 from tracker.db.api import Store, Verdict
 from tracker.db.apply import Outcome, PoisonEvent
@@ -95,6 +96,7 @@ class Worker:
         self._lanes: Lanes[Work, Result] = Lanes(
             conf.worker.lanes, self._apply, self._results, conf.worker.batch_size, conf.worker.batch_wait
         )
+        self._host_events = HostEvents(store, self._results, self.relay.wake.set)
         self._monitor = Monitor(conf, self.metrics)
         self._throttle = self._monitor.throttle
         self._session: Session | None = None
@@ -104,13 +106,14 @@ class Worker:
 
     def idle(self) -> bool:
         """Nothing received is still in flight (lanes, dead letters, results to settle)."""
-        return not self._lanes.pending() and not self._dead_letters.pending() and self._results.empty()
+        return not self._in_flight() and self._results.empty()
 
     def run(self) -> None:
         """Consume until ``stopping`` is set; reconnects with backoff on broker faults."""
         helpers = [
             threading.Thread(target=self.relay.run, name="relay", daemon=True),
             threading.Thread(target=self._dead_letters.run, name="dead-letters", daemon=True),
+            threading.Thread(target=self._host_events.run, name="host-events", daemon=True),
         ]
         self._lanes.start()
         for thread in helpers:
@@ -123,6 +126,7 @@ class Worker:
             self._lanes.stop(self._shutdown_time_left())
             self._helpers_stopping.set()
             self._dead_letters.stop()
+            self._host_events.stop()
             self.relay.wake.set()
             for thread in helpers:
                 thread.join(self._shutdown_time_left())
@@ -245,7 +249,7 @@ class Worker:
         self._monitor.tick(self._in_flight(), self._lanes.longest_batch(), self._problems)
 
     def _in_flight(self) -> int:
-        return self._lanes.pending() + self._dead_letters.pending()
+        return self._lanes.pending() + self._dead_letters.pending() + self._host_events.pending()
 
     def _problems(self) -> list[str]:
         """What keeps the worker from doing its job, for the health check."""
@@ -305,6 +309,8 @@ class Worker:
             return
         if decision.event is not None:
             self._lanes.submit(decision.lane_key, Work(delivery, decision.event))
+        elif decision.host_event is not None:
+            self._host_events.submit(delivery, decision.host_event)
         elif decision.kind == decide.IGNORE:
             self.metrics.incr("ignored")
             LOG.debug("ignored %s: %s", escape.text(decision.event_type), decision.reason)
@@ -386,6 +392,9 @@ class Worker:
             self._ack(delivery)
         elif isinstance(result, DeadLettered):
             self.metrics.incr("dead_lettered")
+            self._ack(delivery)
+        elif isinstance(result, HostNoted):
+            self.metrics.incr("host_events")
             self._ack(delivery)
         elif isinstance(result, Refused):
             self._set_aside(delivery, result.reason)

@@ -43,4 +43,11 @@ class DeadLettered:
     delivery: Delivery
 
 
-Result = Applied | Refused | Unapplied | DeadLettered
+@dataclasses.dataclass(frozen=True)
+class HostNoted:
+    """A service or aggregate notification is stored: acknowledge."""
+
+    delivery: Delivery
+
+
+Result = Applied | Refused | Unapplied | DeadLettered | HostNoted

@@ -13,14 +13,24 @@ from oslo_config import cfg
 from tracker.bus import amqp
 from tracker.db.capacity import EVENT_TYPE
 
+INFO = "info"
+# alerts: a stock listener hands them to its endpoints' ``error`` method
+ERROR = "error"
 
-def capacity_message(payload: dict[str, Any], publisher_id: str, now: datetime.datetime) -> dict[str, str]:
+
+def capacity_message(
+    payload: dict[str, Any],
+    publisher_id: str,
+    now: datetime.datetime,
+    event_type: str = EVENT_TYPE,
+    priority: str = INFO,
+) -> dict[str, str]:
     """oslo.messaging ``messagingv2``: the inner message JSON-encoded under ``oslo.message``."""
     inner = {
         "message_id": str(uuid.uuid4()),
         "publisher_id": publisher_id,
-        "event_type": EVENT_TYPE,
-        "priority": "INFO",
+        "event_type": event_type,
+        "priority": priority.upper(),
         "payload": payload,
         "timestamp": str(now),
         # oslo.messaging's listener de-duplicates on this key.
@@ -84,7 +94,7 @@ class CapacityPublisher:
     def __init__(self, connection: kombu.Connection, conf: cfg.ConfigOpts) -> None:
         group = conf.capacity_notifications
         self._exchange = amqp.capacity_exchange(conf)
-        self._routing_key = f"{group.topic}.info"
+        self._topic = group.topic
         self._publisher_id = f"tracker:{conf.host}"
         self._producer = kombu.Producer(connection.default_channel)
         self._exchange.declare(channel=connection.default_channel)
@@ -92,13 +102,19 @@ class CapacityPublisher:
         self._confirms = Confirms(connection) if connection.transport.driver_type == "amqp" else None
 
     def publish(self, payloads: list[dict[str, Any]]) -> None:
-        """Publish every payload; returns once the broker confirmed them all."""
+        """Publish each capacity update; returns once the broker confirmed them all."""
+        self.publish_events([(EVENT_TYPE, payload) for payload in payloads], INFO)
+
+    def publish_alerts(self, alerts: list[tuple[str, dict[str, Any]]]) -> None:
+        self.publish_events(alerts, ERROR)
+
+    def publish_events(self, events: list[tuple[str, dict[str, Any]]], priority: str) -> None:
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-        for payload in payloads:
+        for event_type, payload in events:
             self._producer.publish(
-                capacity_message(payload, self._publisher_id, now),
+                capacity_message(payload, self._publisher_id, now, event_type, priority),
                 exchange=self._exchange,
-                routing_key=self._routing_key,
+                routing_key=f"{self._topic}.{priority}",
                 serializer="json",
                 delivery_mode=2 if self._exchange.durable else 1,
             )

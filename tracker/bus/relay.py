@@ -4,12 +4,15 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import kombu
 from oslo_config import cfg
 
 from tracker import escape
 from tracker.bus import amqp
+from tracker.bus.announce import Announcer
 from tracker.bus.publisher import CapacityPublisher
 from tracker.db.api import Store
 from tracker.retry import reconnect_retrying
@@ -18,7 +21,8 @@ LOG = logging.getLogger(__name__)
 
 
 class Relay:
-    """Drains the outbox on every wake-up (a commit) and every ``relay_interval``."""
+    """Drains the outbox on every wake-up (a commit) and every ``relay_interval``, and
+    re-announces every node over each ``announce_interval``."""
 
     def __init__(self, conf: cfg.ConfigOpts, store: Store, stopping: threading.Event) -> None:
         self._conf = conf
@@ -28,17 +32,24 @@ class Relay:
         self._connection: kombu.Connection | None = None
         self._publisher: CapacityPublisher | None = None
         self.published = 0
+        self.alerts = 0
+        self.announcer = Announcer(store, conf.capacity_notifications.announce_interval)
         self.failure: str | None = None
         self._failing_since: float | None = None
 
-    def drain(self) -> int:
-        """Publish everything pending now; returns how many outbox rows were settled."""
+    def drain(self, announce: bool = False) -> int:
+        """Publish everything pending now, and the nodes due for re-announcing if
+        ``announce``; returns how many outbox rows were settled."""
         batch = self._conf.capacity_notifications.relay_batch_size
         settled = 0
         try:
             publisher = self._ensure_publisher()
             while count := self._store.drain_outbox(batch, publisher.publish):
                 settled += count
+            while count := self._store.drain_alerts(batch, self._alerting(publisher)):
+                self.alerts += count
+            if announce:
+                self.announcer.step(publisher.publish)
         except Exception as error:
             self._discard()  # a broken connection is not reused; the rows stay
             self.failure = escape.text(f"{type(error).__name__}: {error}")
@@ -58,7 +69,7 @@ class Relay:
         """Loop until stopping, then drain once more so no committed change goes unannounced."""
         while not self._stopping.is_set():
             self._drain_retrying()
-            self.wake.wait(self._conf.capacity_notifications.relay_interval)
+            self.wake.wait(self._wait())
             self.wake.clear()
             self._keep_alive()
         try:
@@ -67,10 +78,28 @@ class Relay:
             LOG.warning("capacity relay: final drain failed (%s); rows kept in the outbox", error)
         self.close()
 
+    def _wait(self) -> float:
+        interval: float = self._conf.capacity_notifications.relay_interval
+        announce_in = self.announcer.seconds_until_due()
+        return interval if announce_in is None else min(interval, announce_in)
+
+    @staticmethod
+    def _alerting(
+        publisher: CapacityPublisher,
+    ) -> Callable[[list[tuple[str, dict[str, Any]]]], None]:
+        """Publish alerts, then log each: one warning per crossing, as each alert is one."""
+
+        def publish(alerts: list[tuple[str, dict[str, Any]]]) -> None:
+            publisher.publish_alerts(alerts)
+            for event_type, payload in alerts:
+                LOG.warning("%s: %s", event_type, escape.text(_describe(payload), 1000))
+
+        return publish
+
     def _drain_retrying(self) -> None:
         retrying = reconnect_retrying(self._conf, self._stopping, Exception, "capacity relay")
         try:
-            retrying(self.drain)
+            retrying(self.drain, announce=True)
         except Exception as error:  # noqa: BLE001 - only reached when stopping
             LOG.info("capacity relay: stopping with a failed drain (%s)", error)
 
@@ -107,3 +136,17 @@ class Relay:
             amqp.discard(self._connection)
         self._connection = None
         self._publisher = None
+
+
+def _describe(payload: dict[str, Any]) -> str:
+    if "project_id" in payload:
+        return (
+            f"project {payload['project_id']} uses {payload['used']} {payload['resource']}, "
+            f"over its limit of {payload['limit']}"
+        )
+    over = ", ".join(
+        f"{name} used {value['used']} of capacity {value['capacity']}"
+        for name, value in sorted(payload["overcommitted"].items())
+    )
+    node = f"node {payload['host']}/{payload['nodename']} (generation {payload['generation']})"
+    return f"{node} is over-committed: {over}"

@@ -9,13 +9,16 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import replay
-from tracker.bus import deadletter, decide
+from tracker import escape, replay
+from tracker.bus import amqp, deadletter, decide
+from tracker.bus.publisher import CapacityPublisher
 from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
 from tracker.db import flavors, migration
+from tracker.db import nodes as node_rows
 from tracker.db.api import NodeInventory, Store
+from tracker.db.quota import RESOURCES as QUOTA_RESOURCES
 
 
 def _count(text: str) -> int:
@@ -27,7 +30,7 @@ def _count(text: str) -> int:
 
 def _ratio(text: str) -> float:
     value = float(text)
-    if not value > 0 or value == float("inf"):
+    if not node_rows.valid_ratio(value):
         raise ValueError("an allocation ratio must be a finite number above 0")
     return value
 
@@ -90,6 +93,24 @@ def _add_parsers(subparsers: Any) -> None:
 
     subparsers.add_parser("audit", help="Check node counters against allocations.").set_defaults(func=audit)
 
+    announce = subparsers.add_parser(
+        "announce", help="Publish the current capacity of every node (or of --node) now."
+    )
+    announce.add_argument(
+        "--node", action="append", default=[], metavar="NAME", help="A host or nodename; repeat for more."
+    )
+    announce.set_defaults(func=announce_cmd)
+
+    quota = subparsers.add_parser("quota", help="Per-project limits (alerts only).").add_subparsers(
+        dest="quota_action"
+    )
+    quota_set = quota.add_parser("set", help="Override the [quota] defaults for one project (-1: no limit).")
+    quota_set.add_argument("project_id", metavar="PROJECT", type=_project_id)
+    for name in QUOTA_RESOURCES:
+        quota_set.add_argument("--" + name.replace("_", "-"), dest=name, type=_limit)
+    quota_set.set_defaults(func=quota_set_cmd)
+    quota.add_parser("list", help="Print the defaults and every override.").set_defaults(func=quota_list)
+
     purge = subparsers.add_parser("purge", help="Forget instances deleted long ago (their tombstones).")
     purge.add_argument(
         "--older-than-days",
@@ -136,6 +157,26 @@ def _at_least_one_day(text: str) -> float:
     return days
 
 
+def _limit(text: str) -> int:
+    value = int(text)
+    if not -1 <= value <= _LARGEST_LIMIT:
+        raise ValueError("a limit is -1 (none) or 0 to 2**63-1")
+    return value
+
+
+def _project_id(text: str) -> str:
+    if not 0 < len(text) <= _PROJECT_ID_LENGTH or not text.isprintable():
+        raise ValueError(f"a project id is 1 to {_PROJECT_ID_LENGTH} printable characters")
+    return text
+
+
+_LARGEST_LIMIT = 2**63 - 1  # a BIGINT column
+_PROJECT_ID_LENGTH = 255  # project_quotas.project_id, as Nova's and Keystone's
+# argparse names the argument and the value it refused, in one line, exit 2
+_limit.__name__ = "limit (-1: none, or 0 to 2**63-1)"
+_project_id.__name__ = "project id"
+
+
 def main(argv: list[str] | None = None) -> int:
     return common.run(lambda: _main(argv))
 
@@ -145,7 +186,11 @@ def _main(argv: list[str] | None) -> int:
     conf = common.start(argv, [command], description="Manage the tracker.")
     func: Callable[[cfg.ConfigOpts, Store], int] | None = getattr(conf.command, "func", None)
     if func is None:
-        print("usage: tracker-manage {db sync|db version|node set|node list|replay|audit}", file=sys.stderr)
+        print(
+            "usage: tracker-manage {db sync|db version|node set|node list|replay|audit|announce|"
+            "quota set|quota list}",
+            file=sys.stderr,
+        )
         return 2
     db = common.database(conf, create=func is db_sync, schema=func not in (db_sync, db_version))
     store = Store(db, conf)
@@ -241,6 +286,8 @@ def dead_letter_replay(conf: cfg.ConfigOpts, store: Store) -> int:
     def reapply(message: Any) -> bool:
         try:
             decision = decide.decide(message.body, conf.nova_notifications.max_message_bytes)
+            if decision.host_event is not None:
+                store.apply_host_event(decision.host_event)
             status = store.apply(decision.event).status if decision.event else decision.kind
         except Exception as error:  # noqa: BLE001 - one failing letter must not stop the rest
             print(f"still failing: {type(error).__name__}: {str(error)[:200]}", file=sys.stderr)
@@ -266,3 +313,40 @@ def audit(conf: cfg.ConfigOpts, store: Store) -> int:
         print(problem)
     print("audit: ok" if not problems else f"audit: {len(problems)} node(s) disagree")
     return 1 if problems else 0
+
+
+def announce_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    payloads = store.node_payloads(conf.command.node)
+    if conf.command.node and not payloads:
+        print("no node has that host or nodename", file=sys.stderr)
+        return 1
+    connection = amqp.connect(conf, confirm_each=False)
+    try:
+        connection.ensure_connection(max_retries=3)
+        CapacityPublisher(connection, conf).publish(payloads)
+    finally:
+        amqp.close(connection)
+    print(f"announced {len(payloads)} node(s)")
+    return 0
+
+
+def quota_set_cmd(conf: cfg.ConfigOpts, store: Store) -> int:
+    args = conf.command
+    limits = {name: getattr(args, name) for name in QUOTA_RESOURCES if getattr(args, name) is not None}
+    if not limits:
+        print("nothing to set: give --instances, --vcpus, --memory-mb or --local-gb", file=sys.stderr)
+        return 2
+    for crossed in store.set_quota(args.project_id, limits):
+        print(
+            f"warning: project {escape.text(args.project_id)} already uses {crossed['used']} "
+            f"{crossed['resource']}, over its new limit of {crossed['limit']} "
+            "(alert queued: the worker publishes it)",
+            file=sys.stderr,
+        )
+    return quota_list(conf, store)
+
+
+def quota_list(conf: cfg.ConfigOpts, store: Store) -> int:
+    defaults, overrides = store.quota_limits()
+    print(json.dumps({"defaults": defaults, "projects": overrides}, indent=2, sort_keys=True))
+    return 0

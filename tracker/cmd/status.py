@@ -16,6 +16,7 @@ _COLUMNS = ("vcpus", "memory_mb", "local_gb")
 
 cli_opts = [
     cfg.StrOpt("format", default="table", choices=["table", "json"], help="Output format."),
+    cfg.BoolOpt("projects", default=False, help="Show per-project usage and limits only."),
     cfg.FloatOpt("watch", default=0.0, min=0.0, help="Redraw every N seconds (0: print once)."),
     cfg.BoolOpt(
         "check-health",
@@ -36,7 +37,10 @@ def _main(argv: list[str] | None) -> int:
         return check_health(conf)
     store = Store(common.database(conf), conf)
     while True:
-        text = render(store.node_views(), store.project_usage(), conf.format)
+        if conf.projects:
+            text = render_projects(project_limits(store), conf.format)
+        else:
+            text = render(store.node_views(), store.project_usage(), conf.format)
         if conf.watch:
             sys.stdout.write("\033[2J\033[H")  # clear the terminal, like watch(1)
         sys.stdout.write(text + "\n")
@@ -62,6 +66,35 @@ def render(nodes: list[dict[str, Any]], projects: list[dict[str, Any]], fmt: str
     return "\n".join([*_node_table(nodes), "", *_project_table(projects)])
 
 
+def project_limits(store: Store) -> list[dict[str, Any]]:
+    """Each project's usage with its effective limits (-1: none)."""
+    defaults, overrides = store.quota_limits()
+    return [
+        {**usage, "limits": {**defaults, **overrides.get(usage["project_id"], {})}}
+        for usage in store.project_usage()
+    ]
+
+
+def render_projects(projects: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"projects": projects}, indent=2, sort_keys=True)
+    header = f"{'PROJECT':<36}" + "".join(f"{name.upper() + ' used/limit':>24}" for name in _PROJECT_COLUMNS)
+    rows = [
+        _name(p["project_id"], 36)
+        + "".join(f"{_usage(p[name], p['limits'][name]):>24}" for name in _PROJECT_COLUMNS)
+        for p in projects
+    ]
+    return "\n".join([header, *rows] if rows else [header, "(no project usage yet)"])
+
+
+_PROJECT_COLUMNS = ("instances", "vcpus", "memory_mb", "local_gb")
+
+
+def _usage(used: int, limit: int) -> str:
+    over = " !" if limit >= 0 and used > limit else ""
+    return f"{used}/{'-' if limit < 0 else limit}{over}"
+
+
 _NAME_LIMIT = 40  # a longer name would wrap, and its wrapped part could pass for a row
 
 
@@ -79,15 +112,22 @@ def _node_table(nodes: list[dict[str, Any]]) -> list[str]:
     header = (
         f"{'HOST':<14}{'NODE':<26}{'VMS':>5}  "
         + "".join(f"{c + ' used/cap':>22}" for c in _COLUMNS)
-        + f"{'GEN':>8}"
+        + f"{'GEN':>8}  STATE"
     )
     rows = [
         f"{_name(n['host'], 14)}{_name(n['node'], 26)}{n['running_vms']:>5}  "
         + "".join(f"{_cell(n['resources'][c]):>22}" for c in _COLUMNS)
-        + f"{n['generation']:>8}"
+        + f"{n['generation']:>8}  {_state(n)}"
         for n in nodes
     ]
     return [header, *rows] if rows else [header, "(no compute nodes yet)"]
+
+
+def _state(node: dict[str, Any]) -> str:
+    """What keeps a scheduler off the node, and its zone."""
+    flags = [flag for flag in ("disabled", "forced_down") if node.get(flag)]
+    zone = node.get("availability_zone")
+    return " ".join([*flags, *([f"az={escape.text(zone, _NAME_LIMIT)}"] if zone else [])]) or "-"
 
 
 def _project_table(projects: list[dict[str, Any]]) -> list[str]:

@@ -12,6 +12,7 @@ from tracker.conf import (
     database,
     default,
     nova_notifications,
+    quota,
     rabbit,
     worker,
 )
@@ -24,6 +25,7 @@ _MODULES = (
     capacity_notifications,
     worker,
     accounting,
+    quota,
 )
 
 

@@ -38,6 +38,19 @@ the newest generation is published, since every notification is absolute.
 """,
     ),
     cfg.FloatOpt(
+        "announce_interval",
+        default=60.0,
+        min=0.0,
+        help="""
+Seconds over which every node's current capacity is announced again, spread
+evenly (a slice of the nodes each second), as Nova's computes report every 60
+seconds. A scheduler that starts, restarts or lost its queue knows every node
+within one interval; one that has a node drops the repeat (same generation).
+Each worker announces: with several workers, raise it accordingly. 0 disables
+it (schedulers then load a snapshot: ``tracker-status --format json``).
+""",
+    ),
+    cfg.FloatOpt(
         "relay_interval",
         default=1.0,
         min=0.05,

@@ -1,4 +1,4 @@
-"""[DEFAULT] options: where the message bus is and who we are on it."""
+"""[DEFAULT] options: where the message bus is, who we are on it, and Nova's default zone."""
 
 import socket
 
@@ -32,6 +32,16 @@ Name of this tracker process on the bus: it becomes the host part of the
 ``publisher_id`` (``tracker:<host>``) of capacity notifications, and is
 written in dead-lettered messages so an operator knows which worker set them
 aside.
+""",
+    ),
+    cfg.StrOpt(
+        "default_availability_zone",
+        default="nova",
+        help="""
+The availability zone of a host in no aggregate with ``availability_zone``
+metadata: set it to Nova's ``[DEFAULT] default_availability_zone``, as Nova
+places such hosts there. Capacity notifications carry it in
+``availability_zone``.
 """,
     ),
 ]

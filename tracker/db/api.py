@@ -17,14 +17,22 @@ from sqlalchemy import orm
 from tracker import escape
 from tracker.accounting import history
 from tracker.db import apply as applying
-from tracker.db import batch_write, flavors, requests
-from tracker.db import capacity as node_capacity
+from tracker.db import flavors, hosts, outbox, quota, requests
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
 from tracker.db.engine import Database
 from tracker.db.faults import EnvironmentFaults
-from tracker.db.models import AllocationRow, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
+from tracker.db.models import (
+    AlertOutbox,
+    AllocationRow,
+    CapacityOutbox,
+    ComputeNode,
+    Instance,
+    ProjectUsage,
+    Watermark,
+)
 from tracker.errors import RefusedEvent
+from tracker.events.hosts import AggregateState, HostEvent
 from tracker.events.model import Flavor, InstanceEvent
 from tracker.retry import db_retrying, is_refused_data
 
@@ -54,6 +62,8 @@ class Store:
         self._conf = conf
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
+        self._quota = quota.defaults(conf)
+        self._default_zone: str = conf.default_availability_zone
         # lanes waiting on a broken database (a missing table, a revoked grant)
         self.environment = EnvironmentFaults()
 
@@ -87,7 +97,9 @@ class Store:
                 events,
                 self._conf.accounting.history_limit,
                 self._defaults,
-                self._conf.accounting.disk_rounding,
+                quota_limits=self._quota,
+                default_zone=self._default_zone,
+                rounding=self._conf.accounting.disk_rounding,
             )
 
     def apply(self, event: InstanceEvent) -> applying.Outcome:
@@ -101,9 +113,41 @@ class Store:
         """Register or change a node's inventory; announces the new capacity."""
         changes = {name: value for name, value in dataclasses.asdict(inventory).items() if value is not None}
         with self.db.connection() as connection:
-            node = node_rows.register(connection, (host, hypervisor_hostname), changes, self._defaults)
-            batch_write.outbox(connection, [node])
-        return node_capacity.payload(node)
+            before, node = node_rows.register(
+                connection, (host, hypervisor_hostname), changes, self._defaults
+            )
+            outbox.write(connection, [node], [before], self._default_zone)
+            return outbox.payloads(connection, [node], self._default_zone)[0]
+
+    def apply_host_event(self, event: HostEvent) -> int:
+        """Keep a service's or an aggregate's newest state; announce the nodes of every host
+        whose facts changed, with a new generation. Returns how many nodes were announced."""
+        return int(db_retrying(self._conf, self._stopping)(self._apply_host_event_once, event))
+
+    def _apply_host_event_once(self, event: HostEvent) -> int:
+        with self.db.connection() as connection:
+            if isinstance(event, AggregateState):
+                changed = hosts.note_aggregate(connection, event)
+            else:
+                changed = hosts.note_service(connection, event)
+            return len(outbox.announce_hosts(connection, changed, self._default_zone))
+
+    def node_payloads(
+        self, names: Sequence[str] = (), part: tuple[int, int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Current capacity payloads, unlocked: every node, those whose host or nodename is
+        in ``names``, or, with ``part=(index, parts)``, the nodes whose id is index mod parts."""
+        where: Any = None
+        if names:
+            table = node_rows.TABLE
+            where = sa.or_(table.c.host.in_(names), table.c.hypervisor_hostname.in_(names))
+        elif part is not None:
+            where = node_rows.TABLE.c.id % part[1] == part[0]
+        with self.db.connection() as connection:
+            found = [
+                node_rows.NodeRecord.from_row(row) for row in connection.execute(node_rows.select(where))
+            ]
+            return outbox.payloads(connection, found, self._default_zone)
 
     def set_flavors(self, catalogue: list[Flavor]) -> None:
         """Add or replace flavors; legacy events are completed from them."""
@@ -116,9 +160,21 @@ class Store:
             return flavors.listing(session)
 
     def node_views(self) -> list[dict[str, Any]]:
-        with self.db.transaction() as session:
-            query = sa.select(ComputeNode).order_by(ComputeNode.host, ComputeNode.hypervisor_hostname)
-            return [node_capacity.payload(node_rows.NodeRecord.from_row(n)) for n in session.scalars(query)]
+        """Every node's payload, by host and nodename (``tracker-status``, snapshots)."""
+        return sorted(self.node_payloads(), key=lambda view: (view["host"], view["nodename"]))
+
+    def set_quota(self, project_id: str, limits: dict[str, int]) -> list[dict[str, Any]]:
+        """Per-project limits overriding ``[quota]`` (-1: no limit). A limit set under the
+        project's usage raises its ``quota.exceeded`` alert now; returns those alerts."""
+        with self.db.connection() as connection:
+            crossed = quota.set_limits(connection, project_id, limits, self._quota)
+            outbox.alert(connection, quota.EVENT_TYPE, crossed)
+            return crossed
+
+    def quota_limits(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """The ``[quota]`` defaults and the per-project overrides."""
+        with self.db.connection() as connection:
+            return dict(self._quota), quota.overrides(connection)
 
     def project_usage(self) -> list[dict[str, Any]]:
         with self.db.transaction() as session:
@@ -210,6 +266,23 @@ class Store:
                     newest[row.node_id] = row
             publish([json.loads(row.payload) for row in sorted(newest.values(), key=lambda r: r.id)])
             session.execute(sa.delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
+            return len(rows)
+
+    def drain_alerts(
+        self, batch_size: int, publish: Callable[[list[tuple[str, dict[str, Any]]]], None]
+    ) -> int:
+        """Publish pending alerts (event type, payload), every one, then delete them."""
+        with self.db.transaction() as session:
+            query = (
+                sa.select(AlertOutbox)
+                .order_by(AlertOutbox.id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(session.scalars(query))
+            if rows:
+                publish([(row.event_type, json.loads(row.payload)) for row in rows])
+                session.execute(sa.delete(AlertOutbox).where(AlertOutbox.id.in_([r.id for r in rows])))
             return len(rows)
 
 

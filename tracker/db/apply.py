@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from tracker.accounting import history
 from tracker.accounting.history import AFTER_DELETE, DUPLICATE, STALE
 from tracker.accounting.usage import RESOURCE_TRACKER
-from tracker.db import batch_load, batch_write, flavors, holdings, nodes, requests
+from tracker.db import batch_load, batch_write, flavors, holdings, nodes, outbox, quota, requests
 from tracker.db.nodes import InventoryDefaults, NodeKey, NodeRecord
 from tracker.db.resolve import Catalogue
 from tracker.events.model import InstanceEvent
@@ -55,6 +55,9 @@ def apply_batch(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
+    *,
+    quota_limits: Mapping[str, int],
+    default_zone: str,
     rounding: str = RESOURCE_TRACKER,
 ) -> list[Outcome]:
     """Apply ``events`` in arrival order, with the verdicts one transaction per event would give.
@@ -63,7 +66,15 @@ def apply_batch(
     (:mod:`tracker.db.requests`); one verdict per event of ``events`` comes back.
     """
     routed = requests.route(connection, events)
-    outcomes = _apply_routed(connection, routed.events, history_limit, defaults, rounding)
+    outcomes = _apply_routed(
+        connection,
+        routed.events,
+        history_limit,
+        defaults,
+        quota_limits=quota_limits,
+        default_zone=default_zone,
+        rounding=rounding,
+    )
     folded = {i for i, outcome in enumerate(outcomes) if outcome.status in (APPLIED, UNCHANGED)}
     requests.record(connection, routed, folded)
     return [Outcome(PARKED) if not copies else _merged(outcomes, copies) for copies in routed.copies]
@@ -74,6 +85,9 @@ def _apply_routed(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
+    *,
+    quota_limits: Mapping[str, int],
+    default_zone: str,
     rounding: str,
 ) -> list[Outcome]:
     if not events:
@@ -91,7 +105,8 @@ def _apply_routed(
     batch_write.allocations(connection, plan, ids)
     updated = batch_write.nodes(connection, node_rows, plan)
     batch_write.projects(connection, plan)
-    batch_write.outbox(connection, updated)
+    outbox.write(connection, updated, node_rows.values(), default_zone)
+    outbox.alert(connection, quota.EVENT_TYPE, quota.crossings(connection, plan.projects, quota_limits))
     return [_outcome(step, changed, ids) for step, changed in zip(steps, plan.changed, strict=True)]
 
 

@@ -14,16 +14,15 @@ import sqlalchemy as sa
 
 from tracker.accounting import codec
 from tracker.accounting.history import Record
-from tracker.db import capacity, upsert
+from tracker.db import upsert
 from tracker.db.batch_load import ALLOCATIONS, EVENTS, INSTANCES
 from tracker.db.holdings import Change, Plan
-from tracker.db.models import CapacityOutbox, ProjectUsage
+from tracker.db.models import ProjectUsage
 from tracker.db.nodes import TABLE as NODES
 from tracker.db.nodes import NodeKey, NodeRecord
 from tracker.errors import ConcurrentUpdate
 
 _PROJECTS: sa.Table = ProjectUsage.__table__  # type: ignore[assignment]
-_OUTBOX: sa.Table = CapacityOutbox.__table__  # type: ignore[assignment]
 _COUNTERS = ("vcpus", "memory_mb", "local_gb", "instances")
 
 
@@ -185,18 +184,3 @@ def projects(connection: sa.Connection, plan: Plan) -> None:
         for project_id, (used, instances) in sorted(plan.projects.items())
     ]
     upsert.insert_adding(connection, _PROJECTS, rows, _COUNTERS)
-
-
-def outbox(connection: sa.Connection, updated: Iterable[NodeRecord]) -> None:
-    """Capacity notifications, committed with the change they announce: one per node
-    and batch, with its final generation (payloads are absolute)."""
-    rows = [
-        {
-            "node_id": node.id,
-            "generation": node.generation,
-            "payload": json.dumps(capacity.payload(node), sort_keys=True),
-        }
-        for node in updated
-    ]
-    if rows:
-        connection.execute(_OUTBOX.insert(), rows)

@@ -15,7 +15,7 @@ _EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
 
 
 def create_engine(conf: cfg.ConfigOpts) -> sa.Engine:
-    url = _with_driver(_url(conf.database.connection))
+    url = with_driver(_url(conf.database.connection))
     try:
         return _create_engine(url, conf)
     except ModuleNotFoundError as error:
@@ -70,7 +70,8 @@ def _create_engine(url: sa.URL, conf: cfg.ConfigOpts) -> sa.Engine:
 _DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
 
-def _with_driver(url: sa.URL) -> sa.URL:
+def with_driver(url: sa.URL) -> sa.URL:
+    """The URL with the driver we ship when it names none (also for snapshot readers)."""
     return url.set(drivername=_DRIVERS[url.drivername]) if url.drivername in _DRIVERS else url
 
 

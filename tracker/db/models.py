@@ -38,6 +38,9 @@ class ComputeNode(Base):
     __table_args__ = (sa.UniqueConstraint("host", "hypervisor_hostname"),)
 
     id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    # The tracker's own id of the node, stable for its life (instance
+    # notifications do not carry Nova's compute node uuid).
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), unique=True)
     host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     hypervisor_hostname: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     vcpus: orm.Mapped[int | None] = orm.mapped_column(sa.Integer)
@@ -208,3 +211,62 @@ class ParkedFailure(Base):
     message_id: orm.Mapped[str] = orm.mapped_column(sa.String(64), unique=True)
     timestamp: orm.Mapped[str] = orm.mapped_column(sa.String(26))
     data: orm.Mapped[str] = orm.mapped_column(sa.Text)
+
+
+class HostService(Base):
+    """A nova-compute service as its ``service.update`` notifications describe it."""
+
+    __tablename__ = "host_services"
+
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+    disabled: orm.Mapped[bool] = orm.mapped_column(sa.Boolean)
+    disabled_reason: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    forced_down: orm.Mapped[bool] = orm.mapped_column(sa.Boolean)
+    availability_zone: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # Nova's notification time (fixed-width text): an older one changes nothing
+    noted_at: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+
+
+class Aggregate(Base):
+    """A host aggregate as its last ``aggregate.*.end`` notification described it."""
+
+    __tablename__ = "aggregates"
+
+    uuid: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    availability_zone: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    # kept after delete, so that a late notification cannot bring it back
+    deleted: orm.Mapped[bool] = orm.mapped_column(sa.Boolean)
+    noted_at: orm.Mapped[str] = orm.mapped_column(sa.String(26))
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+
+    aggregate_uuid: orm.Mapped[str] = orm.mapped_column(
+        sa.String(36), sa.ForeignKey("aggregates.uuid", ondelete="CASCADE"), primary_key=True
+    )
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True, index=True)
+
+
+class ProjectQuota(Base):
+    """A per-project limit that overrides the ``[quota]`` default (``tracker-manage quota set``)."""
+
+    __tablename__ = "project_quotas"
+
+    project_id: orm.Mapped[str] = orm.mapped_column(sa.String(255), primary_key=True)
+    resource: orm.Mapped[str] = orm.mapped_column(sa.String(32), primary_key=True)
+    # -1: no limit
+    limit: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)
+
+
+class AlertOutbox(Base):
+    """Over-commit and quota alerts written with the change that crossed the line, published
+    after commit (every one: unlike capacity updates they do not supersede each other)."""
+
+    __tablename__ = "alert_outbox"
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    event_type: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    payload: orm.Mapped[str] = orm.mapped_column(sa.Text)
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(sa.DateTime, default=_utcnow)

@@ -1,6 +1,8 @@
 """Compute node rows: defaults of a new node, creation, locking."""
 
 import dataclasses
+import math
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +33,13 @@ class InventoryDefaults:
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> "InventoryDefaults":
         group = conf.accounting
+        for ratio in (
+            "initial_cpu_allocation_ratio",
+            "initial_ram_allocation_ratio",
+            "initial_disk_allocation_ratio",
+        ):
+            if not valid_ratio(group[ratio]):
+                raise ConfigError(f"[accounting] {ratio} {group[ratio]} must be a finite number above 0")
         return cls(
             reserved_vcpus=group.reserved_host_cpus,
             reserved_memory_mb=group.reserved_host_memory_mb,
@@ -46,6 +55,7 @@ class NodeRecord:
     """A node row as read (under lock): inventory, usage counters, generation."""
 
     id: int
+    uuid: str
     host: str
     hypervisor_hostname: str
     placeholder: bool
@@ -88,6 +98,7 @@ def create(
 def _new_row(key: NodeKey, placeholder: bool, defaults: InventoryDefaults) -> dict[str, Any]:
     host, hypervisor_hostname = key
     return {
+        "uuid": str(uuid.uuid4()),
         "host": host,
         "hypervisor_hostname": hypervisor_hostname,
         "placeholder": placeholder,
@@ -116,6 +127,12 @@ def lock_hosts(connection: sa.Connection, hosts: Iterable[str]) -> list[NodeReco
     return [NodeRecord.from_row(row) for row in connection.execute(query)]
 
 
+def select(where: Any = None) -> sa.Select[Any]:
+    """Node rows (unlocked) in id order, for announcing; ``where`` narrows them."""
+    query = sa.select(*_COLUMNS).order_by(TABLE.c.id)
+    return query if where is None else query.where(where)
+
+
 def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
     """A payload named a placeholder node exactly: it is a real node."""
     if node_ids:
@@ -123,29 +140,42 @@ def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
 
 
 class InvalidInventory(ConfigError):
-    """An inventory that cannot be: more reserved than there is."""
+    """An inventory that cannot be: a negative amount, more reserved than there is, a
+    ratio not above 0 (its capacity payload would fail the published schema)."""
 
 
 def register(
     connection: sa.Connection, key: NodeKey, inventory: dict[str, Any], defaults: InventoryDefaults
-) -> NodeRecord:
-    """Create or change a node's inventory (``tracker-manage node set``); it is real from now on."""
+) -> tuple[NodeRecord, NodeRecord]:
+    """Create or change a node's inventory (``tracker-manage node set``); it is real from now on.
+    Returns the node before and after."""
     create(connection, [(key, False)], defaults)
     where = (TABLE.c.host == key[0], TABLE.c.hypervisor_hostname == key[1])
     node = NodeRecord.from_row(connection.execute(sa.select(*_COLUMNS).where(*where).with_for_update()).one())
     changes = {**inventory, "placeholder": False, "generation": node.generation + 1}
     changed = dataclasses.replace(node, **changes)
-    _check_reserved(changed)
+    _check_inventory(changed)
     connection.execute(sa.update(TABLE).where(TABLE.c.id == node.id).values(changes))
-    return changed
+    return node, changed
 
 
-def _check_reserved(node: NodeRecord) -> None:
-    """Reserving more than a node has would give it a negative capacity."""
+def _check_inventory(node: NodeRecord) -> None:
+    """What every path that sets an inventory must hold, whoever calls it (the CLI checks
+    each option too, for an argparse line naming it)."""
+    name = f"node {node.host}/{node.hypervisor_hostname}"
     for total in ("vcpus", "memory_mb", "local_gb"):
         amount, reserved = getattr(node, total), getattr(node, "reserved_" + total)
+        if (amount is not None and amount < 0) or reserved < 0:
+            raise InvalidInventory(f"{name}: {total} {amount} and reserved {reserved} cannot be negative")
         if amount is not None and reserved > amount:
             raise InvalidInventory(
-                f"node {node.host}/{node.hypervisor_hostname}: reserved_{total} {reserved} exceeds "
+                f"{name}: reserved_{total} {reserved} exceeds "
                 f"{total} {amount}: lower --reserved-{total.replace('_', '-')}"
             )
+    for ratio in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
+        if not valid_ratio(getattr(node, ratio)):
+            raise InvalidInventory(f"{name}: {ratio} {getattr(node, ratio)} is not a finite number above 0")
+
+
+def valid_ratio(value: float) -> bool:
+    return 0 < value < math.inf

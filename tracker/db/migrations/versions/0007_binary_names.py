@@ -10,6 +10,8 @@ Revises: 0006
 
 from alembic import op
 
+from tracker.db.migrations import collation
+
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -36,12 +38,12 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "mysql":
         return
-    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+    binary = collation.binary(bind)
     # MariaDB changes no column a foreign key uses, even with the checks off:
     # the keys on instance uuids go, the columns change, the keys come back.
     for name, table in _UUID_KEYS:
         op.drop_constraint(name, table, type_="foreignkey")
     for table in _TABLES:
-        op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE {collation}")
+        op.execute(f"ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4 COLLATE {binary}")
     for name, table in _UUID_KEYS:
         op.create_foreign_key(name, table, "instances", ["instance_uuid"], ["uuid"], ondelete="CASCADE")

@@ -4,10 +4,10 @@ Revision ID: 0008
 Revises: 0007
 """
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
+
+from tracker.db.migrations import collation
 
 revision = "0008"
 down_revision = "0007"
@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    options = _byte_for_byte(op.get_bind())
+    options = collation.table_options(op.get_bind())
     op.create_table(
         "instance_requests",
         sa.Column("request_id", sa.String(64), nullable=False),
@@ -49,11 +49,3 @@ def upgrade() -> None:
         **options,
     )
     op.create_index("ix_parked_failures_request_id", "parked_failures", ["request_id"])
-
-
-def _byte_for_byte(bind: sa.Connection) -> dict[str, Any]:
-    """Names compare byte for byte on MariaDB/MySQL, as 0007 made the other tables."""
-    if bind.dialect.name != "mysql":
-        return {}
-    collation = "utf8mb4_nopad_bin" if getattr(bind.dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
-    return {"mysql_charset": "utf8mb4", "mysql_collate": collation}
