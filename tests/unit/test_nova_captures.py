@@ -17,14 +17,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import make_conf
 from tracker.bus import decide
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
+from tracker.db.apply import PARKED
 from tracker.db.engine import Database
+from tracker.db.models import ParkedFailure
 from tracker.events import envelope, fields, versioned
-from tracker.events.model import Flavor, InstanceEvent
+from tracker.events.model import FAILURE, Flavor, InstanceEvent
 
 DATA = pathlib.Path(__file__).parent.parent / "data" / "nova"
 FORMATS = ("versioned", "legacy")
@@ -163,16 +166,57 @@ def test_disordered_with_duplicates_matches_placement(placement_store, fmt, seed
     _replay(placement_store, fmt, lambda events, number: _disorder(events, seed * 100 + number))
 
 
+def _one_by_one(store: Store, order: Any, statuses: list[str]) -> Any:
+    """As a worker applying each message alone, in ``order``: the scenario's last
+    event is left for the replay's own batch."""
+
+    def apply(events: list[InstanceEvent], number: int) -> list[InstanceEvent]:
+        ordered = order(events, number)
+        for event in ordered[:-1]:
+            statuses.extend(verdict.status for verdict in store.apply_batch([event]))
+        return ordered[-1:]
+
+    return apply
+
+
+def _errors_first(events: list[InstanceEvent], _number: int) -> list[InstanceEvent]:
+    """ERROR notifications travel on their own queue: a worker may drain it first."""
+    return sorted(events, key=lambda event: not _is_error(event))
+
+
+def _is_error(event: InstanceEvent) -> bool:
+    return event.action == FAILURE or event.action.endswith(".error")
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_one_event_per_batch_matches_placement(placement_store, fmt):
-    """As a worker applying each message alone: failures park and are adopted across batches."""
+    """Shuffled within windows with duplicates, every event alone."""
+    _replay(placement_store, fmt, _one_by_one(placement_store, _disorder, []))
 
-    def one_by_one(events: list[InstanceEvent], number: int) -> list[InstanceEvent]:
-        for event in _disorder(events, number)[:-1]:
-            placement_store.apply_batch([event])
-        return events[-1:]
 
-    _replay(placement_store, fmt, one_by_one)
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_errors_first_one_event_per_batch_matches_placement(placement_store, fmt):
+    """Every captured move failure comes before the events naming its request: a versioned
+    one is parked, then adopted by the first event of its request."""
+    statuses: list[str] = []
+    _replay(placement_store, fmt, _one_by_one(placement_store, _errors_first, statuses))
+    if fmt == "versioned":  # those of other requests (a live migration's) stay parked
+        adopted = statuses.count(PARKED) - _parked_count(placement_store)
+        assert adopted >= len(MOVE_FAILURES)
+
+
+# The captured scenarios whose failure changes allocations (lifecycle._failure).
+MOVE_FAILURES = (
+    "resize_fails_on_source_rollback",
+    "resize_fails_on_source_error",
+    "cold_migration_fails_at_finish",
+    "cold_migration_fails_at_prep",
+)
+
+
+def _parked_count(store: Store) -> int:
+    with store.db.transaction() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(ParkedFailure)) or 0)
 
 
 def test_the_wire_format_is_oslo_messagingv2():
