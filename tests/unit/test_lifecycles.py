@@ -6,6 +6,7 @@ against what Nova's resource tracker holds at that point.
 """
 
 import datetime
+import logging
 
 import pytest
 import sqlalchemy as sa
@@ -14,10 +15,12 @@ from tests import factories
 from tests.conftest import make_conf
 from tests.steps import NEW, NODES, OLD, Step, hold, plus, render
 from tracker.bus import decide
+from tracker.bus.monitor import Monitor
 from tracker.db import migration
 from tracker.db.api import NodeInventory, Store
 from tracker.db.engine import Database
 from tracker.db.models import ParkedFailure
+from tracker.metrics import Metrics
 
 A_OLD = {"A": hold(OLD, 1)}
 B_OLD = {"B": hold(OLD, 1)}
@@ -493,6 +496,31 @@ def test_failure_arriving_before_the_events_of_its_request(store, fmt):
     assert statuses[0] == ("parked" if fmt == "versioned" else "unchanged")
     assert _usage(store) == A_OLD
     assert store.audit() == []
+
+
+@pytest.mark.parametrize("parked_first", [False, True])
+def test_a_failure_freeing_a_claim_is_one_info_line(store, caplog, parked_first):
+    """Naming the instance, the node freed and Nova's request id; parking is told too."""
+    _register(store)
+    steps = FAILURE_SCENARIOS["resize_fails_on_source_frees_the_destination"]
+    events = [
+        decide.decide(render(step, "versioned", "inst-1", second), 1 << 20).event
+        for second, step in enumerate(steps, 1)
+    ]
+    monitor = Monitor(make_conf(), Metrics())
+    caplog.set_level(logging.INFO, logger="tracker.bus.consumer")
+    for event in [events[-1], *events[:-1]] if parked_first else events:
+        monitor.outcome(event, store.apply(event))
+    lines = [record.getMessage() for record in caplog.records if record.levelno == logging.INFO]
+    freed = f"freed cmpB/{NODES['B']} of instance inst-1, request {RESIZE}"
+    if parked_first:
+        assert len(lines) == 2, lines
+        assert f"no event named its request {RESIZE} yet" in lines[0]
+        # adopted by resize_prep.start, before the destination claimed: nothing to free
+        assert lines[1].endswith(f", parked until now, freed no node of instance inst-1, request {RESIZE}")
+    else:
+        (line,) = lines
+        assert line.endswith(freed) and " from cmpA at " in line
 
 
 def test_parked_failures_no_event_names_are_purged(store):
