@@ -855,7 +855,7 @@ def _good_messages(goods_: list[Good], nonce: str) -> tuple[list[bytes], dict[tu
         body = json.dumps(factories.envelope(inner)).encode(good.encoding)
         bodies_ += [body, body] if good.duplicated else [body]
         used = expected[(host, node)]
-        disk = flavor["root_gb"] + flavor["ephemeral_gb"] + flavor["swap"] // 1024
+        disk = flavor["root_gb"] + flavor["ephemeral_gb"] + -(-flavor["swap"] // 1024)
         for index, amount in enumerate((1, flavor["vcpus"], flavor["memory_mb"], disk)):
             used[index] += amount
     ignored = factories.envelope(factories.message("service.update", {"host": f"ok{nonce}-cmp0"}))

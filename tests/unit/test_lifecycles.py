@@ -2,7 +2,8 @@
 
 Each scenario is one Nova lifecycle as Nova emits it (publisher, payload host
 and state at each step); after every step the usage of every node is checked
-against what Nova's resource tracker holds at that point.
+against what Placement holds at that point (the default
+[accounting] disk_rounding; swap aside, Nova's resource tracker agrees).
 """
 
 import datetime
@@ -477,7 +478,7 @@ def test_project_usage_includes_move_holds(store, fmt):
         "project_id": "proj-1",
         "vcpus": 6,
         "memory_mb": 6144,
-        "local_gb": 21 + 45,
+        "local_gb": 22 + 46,
         "instances": 1,
     }
 

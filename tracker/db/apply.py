@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tracker.accounting import history
 from tracker.accounting.history import AFTER_DELETE, DUPLICATE, STALE
-from tracker.accounting.usage import RESOURCE_TRACKER
+from tracker.accounting.usage import PLACEMENT
 from tracker.db import batch_load, batch_write, flavors, holdings, nodes, requests
 from tracker.db.nodes import InventoryDefaults, NodeKey, NodeRecord
 from tracker.db.resolve import Catalogue
@@ -61,7 +61,7 @@ def apply_batch(
     events: Sequence[InstanceEvent],
     history_limit: int,
     defaults: InventoryDefaults,
-    rounding: str = RESOURCE_TRACKER,
+    rounding: str = PLACEMENT,
 ) -> list[Outcome]:
     """Apply ``events`` in arrival order, with the verdicts one transaction per event would give.
 
