@@ -18,7 +18,7 @@ from tracker.events.model import Flavor
 
 FAILURE = "failure:"
 NODES = {"A": "a.example.org", "B": "b.example.org", "C": "c.example.org"}
-OLD = Flavor(2, 2048, 20, 0, 1536, name="m1.old", flavorid="f-old")  # disk 20 + 1536 // 1024 = 21
+OLD = Flavor(2, 2048, 20, 0, 1536, name="m1.old", flavorid="f-old")  # disk 20 + 2 (1536 MiB rounded up) = 22
 NEW = Flavor(4, 4096, 40, 5, 512, name="m1.new", flavorid="f-new")  # disk 40 + 5 + 0 = 45
 
 
@@ -49,7 +49,8 @@ class Step:
 
 def hold(flavor: Flavor, vms: int = 0, bfv: bool = False) -> tuple[int, int, int, int]:
     root = 0 if bfv else flavor.root_gb
-    return (flavor.vcpus, flavor.memory_mb, root + flavor.ephemeral_gb + flavor.swap // 1024, vms)
+    # Placement's DISK_GB, the default [accounting] disk_rounding: swap rounded up to a GiB
+    return (flavor.vcpus, flavor.memory_mb, root + flavor.ephemeral_gb + -(-flavor.swap // 1024), vms)
 
 
 def plus(*holds: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

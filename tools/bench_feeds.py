@@ -20,7 +20,7 @@ import random
 from typing import Any
 
 from cloudsim import Cloud
-from cloudsim.flavors import CATALOGUE, Flavor, rt_disk_gb
+from cloudsim.flavors import CATALOGUE, Flavor, disk_gb
 from cloudsim.nova import Instance, Node, NovaState, fits_usage
 from cloudsim.payloads import Extras
 
@@ -122,7 +122,7 @@ def audit_feed(instances: int = 20_000, seed: int = 42) -> Feed:
 def _charge(usage: dict[str, int], flavor: Flavor, volume_backed: bool) -> None:
     usage["vcpus"] += flavor.vcpus
     usage["memory_mb"] += flavor.memory_mb
-    usage["local_gb"] += rt_disk_gb(flavor, volume_backed)
+    usage["local_gb"] += disk_gb(flavor, volume_backed)
 
 
 def audit_oracle(nodes: list[Node], placed: list[Instance], projects: list[str]) -> dict[str, Any]:

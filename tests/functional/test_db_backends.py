@@ -35,7 +35,8 @@ def test_create_and_delete_are_accounted(server_url):
     store.set_node("cmp1", "cmp1.example.org", NodeInventory(vcpus=8, memory_mb=16384, local_gb=200))
     store.apply(factories.event("create.end", 1, flavor_=factories.flavor(2, 2048, 20, 5, 1536)))
     view = store.node_views()[0]
-    assert (view["resources"]["local_gb"]["used"], view["running_vms"], view["generation"]) == (26, 1, 2)
+    # 20 root + 5 ephemeral + 1536 MiB swap rounded up to 2 GiB, as Placement
+    assert (view["resources"]["local_gb"]["used"], view["running_vms"], view["generation"]) == (27, 1, 2)
     store.apply(factories.event("delete.end", 2, state="deleted"))
     assert store.node_views()[0]["resources"]["vcpus"]["used"] == 0
     assert store.audit() == []

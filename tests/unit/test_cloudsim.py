@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cloudsim import Cloud, inner, shuffle_within_window, with_duplicates
 from cloudsim import lifecycles as lc
-from cloudsim.flavors import CATALOGUE, Flavor, rt_disk_gb
+from cloudsim.flavors import CATALOGUE, Flavor, disk_gb
 from cloudsim.nova import Instance
 
 FLAVORS = {f.name: f for f in CATALOGUE}
@@ -58,7 +58,7 @@ def _usage(cloud: Cloud, host: str) -> tuple[int, int, int]:
 
 
 def _size(flavor: Flavor, bfv: bool = False) -> tuple[int, int, int]:
-    return flavor.vcpus, flavor.memory_mb, rt_disk_gb(flavor, bfv)
+    return flavor.vcpus, flavor.memory_mb, disk_gb(flavor, bfv)
 
 
 def _mark(cloud: Cloud) -> int:
@@ -75,16 +75,16 @@ def _since(cloud: Cloud, inst: Instance, mark: int) -> list[str]:
 
 # -- disk formula ------------------------------------------------------------------
 def test_swap_truncation_and_bfv() -> None:
-    assert rt_disk_gb(FLAVORS["c1.swap1536"], False) == 21
-    assert rt_disk_gb(FLAVORS["c1.swap512"], False) == 20
-    assert rt_disk_gb(FLAVORS["e1.ephemeral"], True) == 60 + 2
-    assert rt_disk_gb(FLAVORS["z1.rootless"], False) == 0
+    assert disk_gb(FLAVORS["c1.swap1536"], False) == 22
+    assert disk_gb(FLAVORS["c1.swap512"], False) == 21
+    assert disk_gb(FLAVORS["e1.ephemeral"], True) == 60 + 2
+    assert disk_gb(FLAVORS["z1.rootless"], False) == 0
 
 
-def test_swap_1536_adds_one_gb_on_node() -> None:
+def test_swap_1536_adds_two_gb_on_node() -> None:
     cloud = _cloud()
     inst = _booted(cloud, "c1.swap1536")
-    assert _usage(cloud, inst.host or "") == (2, 4096, 21)
+    assert _usage(cloud, inst.host or "") == (2, 4096, 22)
 
 
 def test_boot_from_volume_counts_no_root_disk() -> None:
@@ -331,7 +331,7 @@ def test_live_migration_success_and_stale_post_end() -> None:
     assert post_end["publisher_id"] == f"nova-compute:{source}"
     assert _data(post_end)["host"] == source and _data(post_end)["task_state"] == "migrating"
     assert _usage(cloud, source) == (0, 0, 0)
-    assert _usage(cloud, dest) == (2, 4096, 21)
+    assert _usage(cloud, dest) == (2, 4096, 22)
 
 
 def test_live_migration_pre_phase_holds_both() -> None:
@@ -470,7 +470,7 @@ def test_shelve_with_offload_then_unshelve() -> None:
     assert start["host"] is None and start["task_state"] == "unshelving"
     end = _notes(cloud, "instance.unshelve.end")[0]
     assert _data(end)["host"] == inst.host and end["publisher_id"] == f"nova-compute:{inst.host}"
-    assert _usage(cloud, inst.host or "") == (2, 2048, 20)
+    assert _usage(cloud, inst.host or "") == (2, 2048, 21)
 
 
 def test_soft_delete_counts_then_reclaim_frees() -> None:

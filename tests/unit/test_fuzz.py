@@ -855,7 +855,7 @@ def _good_messages(goods_: list[Good], nonce: str) -> tuple[list[bytes], dict[tu
         body = json.dumps(factories.envelope(inner)).encode(good.encoding)
         bodies_ += [body, body] if good.duplicated else [body]
         used = expected[(host, node)]
-        disk = flavor["root_gb"] + flavor["ephemeral_gb"] + flavor["swap"] // 1024
+        disk = flavor["root_gb"] + flavor["ephemeral_gb"] + -(-flavor["swap"] // 1024)
         for index, amount in enumerate((1, flavor["vcpus"], flavor["memory_mb"], disk)):
             used[index] += amount
     ignored = factories.envelope(factories.message("metrics.update", {"host": f"ok{nonce}-cmp0"}))
@@ -1066,6 +1066,6 @@ def test_found_a_tombstone_purge_also_covers_events_dated_before_year_1000():
             event = dataclasses.replace(
                 factories.event("create.end", 0, instance=f"i{year}"), timestamp=datetime.datetime(year, 6, 1)
             )
-            assert store.apply_batch([event])[0] == applying.Outcome(applying.AFTER_DELETE), year
+            assert store.apply_batch([event])[0].status == applying.AFTER_DELETE, year
     finally:
         db.dispose()

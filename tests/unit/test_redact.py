@@ -93,3 +93,20 @@ def test_a_letter_stays_bounded_even_when_escaping_grows_it():
     body = json.dumps({"x": "\u00e9" * 3000}, ensure_ascii=False).encode()  # 2 bytes each, 6 escaped
     kept = redact(body, 4096)
     assert kept.withheld or len(kept.text) <= 2 * 4096
+
+
+@pytest.mark.parametrize(
+    "odd_id",
+    [
+        {"auth_token": TOKEN},
+        ["req-1", TOKEN],
+        "req-" + "x" * 80 + TOKEN,
+    ],
+    ids=["dict", "list", "long-string"],
+)
+def test_a_request_id_the_worker_would_not_read_is_dropped_with_what_it_holds(odd_id):
+    body = json.dumps(factories.envelope({**_create_end(), "_context_request_id": odd_id}))
+    kept = redact(body, MAX)
+    assert not kept.withheld and TOKEN not in kept.text and "_context_" not in kept.text
+    # the worker reads no request id there either: same verdict
+    assert decide.decide(kept.text, MAX).event == decide.decide(body, MAX).event

@@ -21,10 +21,10 @@ def _used(store, node=NODE):
 def test_create_then_delete_counts_then_frees(store):
     flavor = factories.flavor(vcpus=4, memory_mb=4096, root_gb=40, ephemeral_gb=10, swap=1536)
     assert store.apply(factories.event("create.end", 1, flavor_=flavor)).status == APPLIED
-    # disk = 40 root + 10 ephemeral + 1536 MiB swap // 1024
-    assert _used(store) == (4, 4096, 51, 1)
+    # disk = 40 root + 10 ephemeral + 1536 MiB swap rounded up to 2 GiB, as Placement
+    assert _used(store) == (4, 4096, 52, 1)
     assert store.project_usage() == [
-        {"project_id": "proj-1", "vcpus": 4, "memory_mb": 4096, "local_gb": 51, "instances": 1}
+        {"project_id": "proj-1", "vcpus": 4, "memory_mb": 4096, "local_gb": 52, "instances": 1}
     ]
     store.apply(factories.event("delete.end", 2, state="deleted", flavor_=flavor))
     assert _used(store) == (0, 0, 0, 0)

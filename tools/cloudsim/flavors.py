@@ -48,14 +48,16 @@ class Flavor:
         }
 
 
-def rt_disk_gb(flavor: Flavor, volume_backed: bool) -> int:
-    """Disk the resource tracker charges for one instance of ``flavor``.
+def disk_gb(flavor: Flavor, volume_backed: bool) -> int:
+    """DISK_GB Placement allocates to one instance of ``flavor``, and the scheduler
+    decides with (the tracker's default ``[accounting] disk_rounding = placement``).
 
-    Mirrors ``_get_usage_dict`` + ``_update_usage``: root_gb is zeroed for
-    boot-from-volume, and swap (MB) is divided by 1024 with integer truncation.
+    Mirrors ``scheduler.utils.resources_from_flavor``: root_gb is zeroed for
+    boot-from-volume, and swap (MiB) is rounded up to a whole GiB (Nova's resource
+    tracker truncates it instead).
     """
     root = 0 if volume_backed else flavor.root_gb
-    return root + flavor.ephemeral_gb + flavor.swap // 1024
+    return root + flavor.ephemeral_gb + -(-flavor.swap // 1024)
 
 
 CATALOGUE: tuple[Flavor, ...] = (

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cloudsim.flavors import Flavor, rt_disk_gb
+from cloudsim.flavors import Flavor, disk_gb
 
 UsageRow = dict[str, int | str]
 
@@ -114,7 +114,7 @@ def _zero_usage() -> dict[str, int]:
 def _add(usage: dict[str, int], flavor: Flavor, volume_backed: bool) -> None:
     usage["vcpus"] += flavor.vcpus
     usage["memory_mb"] += flavor.memory_mb
-    usage["local_gb"] += rt_disk_gb(flavor, volume_backed)
+    usage["local_gb"] += disk_gb(flavor, volume_backed)
 
 
 @dataclass
@@ -229,7 +229,7 @@ def fits_usage(
     return (
         used["vcpus"] + flavor.vcpus <= node.vcpus * cpu_ratio
         and used["memory_mb"] + flavor.memory_mb <= node.memory_mb
-        and used["local_gb"] + rt_disk_gb(flavor, volume_backed) <= node.local_gb
+        and used["local_gb"] + disk_gb(flavor, volume_backed) <= node.local_gb
     )
 
 

@@ -3,7 +3,7 @@
 import dataclasses
 
 from tracker.accounting.state import RESIZE, InstanceState, Location
-from tracker.accounting.usage import RESOURCE_TRACKER, Usage, usage_of
+from tracker.accounting.usage import PLACEMENT, Usage, usage_of
 from tracker.events.model import Flavor
 
 INSTANCE = "instance"
@@ -26,7 +26,7 @@ class Allocation:
     usage: Usage
 
 
-def allocations(state: InstanceState, rounding: str = RESOURCE_TRACKER) -> tuple[Allocation, ...]:
+def allocations(state: InstanceState, rounding: str = PLACEMENT) -> tuple[Allocation, ...]:
     """What ``state`` holds, node by node; ``rounding`` is [accounting] disk_rounding."""
     if state.deleted:
         return ()

@@ -68,6 +68,7 @@ def load_state(data: dict[str, Any]) -> InstanceState:
             "location": load_location(data["location"]),
             "flavor": load_flavor(data["flavor"]),
             "move": load_move(data["move"]),
+            "failed_move": load_move(data.get("failed_move")),
             "last_timestamp": _load_time(data["last_timestamp"]),
         }
     )

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from tracker.accounting import allocations, codec, lifecycle
 from tracker.accounting.state import InstanceState
-from tracker.accounting.usage import RESOURCE_TRACKER
+from tracker.accounting.usage import PLACEMENT
 from tracker.events.model import InstanceEvent
 
 DUPLICATE = "duplicate"
@@ -150,7 +150,7 @@ class Step:
     verdict: str | None
     before: InstanceState | None
     after: InstanceState | None
-    rounding: str = RESOURCE_TRACKER  # [accounting] disk_rounding
+    rounding: str = PLACEMENT  # [accounting] disk_rounding
 
     @functools.cached_property
     def held_after(self) -> tuple[allocations.Allocation, ...]:
@@ -170,7 +170,7 @@ def fold(
     events: Sequence[InstanceEvent],
     purged_before: str | None,
     limit: int,
-    rounding: str = RESOURCE_TRACKER,
+    rounding: str = PLACEMENT,
 ) -> list[Step]:
     """Admit each event in arrival order, exactly as one event at a time would.
 

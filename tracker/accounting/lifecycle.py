@@ -53,10 +53,29 @@ def apply(state: InstanceState, event: InstanceEvent) -> InstanceState:
         return _failure(dataclasses.replace(state, last_timestamp=event.timestamp), event)
     state = _note(state, event)
     if event.request_id is not None and event.request_id == state.failed_request:
-        # e.g. the destination's resize_prep.end, sent in a ``finally`` after the
-        # source already failed: the move it belongs to is over.
-        return state
+        return _after_failure(state, event)
     return _HANDLERS.get(event.action, _observe)(state, event)
+
+
+def _after_failure(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """An event of the request whose move a failure ended: that move is over.
+
+    (e.g. the destination's resize_prep.end, sent in a ``finally`` after the
+    source already failed.) Except the source's resize.start or resize.end
+    folded after a failure taken as freeing the destination: neither can
+    follow a failed prep_resize (it casts resize_instance last) or a failed
+    resize_instance (it sends resize.end last), so the failure was
+    finish_resize's, cast before resize.end and stamped by another clock or
+    thread: the instance keeps the new flavor on the destination.
+    """
+    failed = state.failed_move
+    if failed is None or event.action not in _SOURCE_RESIZE_ACTIONS:
+        return state
+    dest = _payload_location(event) if event.action == "resize.end" else None
+    return dataclasses.replace(state, location=dest or failed.dest, flavor=failed.new_flavor or state.flavor)
+
+
+_SOURCE_RESIZE_ACTIONS = frozenset({"resize.start", "resize.end"})
 
 
 def _note(state: InstanceState, event: InstanceEvent) -> InstanceState:
@@ -181,6 +200,14 @@ def _resize_prep_end(state: InstanceState, event: InstanceEvent) -> InstanceStat
     # Legacy resize.prep.start names no new flavor; resize.prep.end does.
     held = dataclasses.replace(move, dest_held=True, new_flavor=event.new_flavor or move.new_flavor)
     return dataclasses.replace(state, move=held, location=move.source)
+
+
+def _resize_start(state: InstanceState, event: InstanceEvent) -> InstanceState:
+    """The source starts resize_instance for the move's request: its prep is over."""
+    move = state.move
+    if move is None or move.kind != RESIZE or event.request_id is None or event.request_id != move.request_id:
+        return _observe(state, event)
+    return dataclasses.replace(state, move=dataclasses.replace(move, source_started=True))
 
 
 def _resize_end(state: InstanceState, event: InstanceEvent) -> InstanceState:
@@ -324,37 +351,48 @@ def _failure(state: InstanceState, event: InstanceEvent) -> InstanceState:
     move, failure = state.move, event.failure
     if move is None or move.kind != RESIZE or event.request_id is None or failure is None:
         return state
-    steps = _failed_steps(move, event)
-    if not steps or (failure.function is not None and failure.function not in steps):
+    step = _failed_step(move, event, failure.function)
+    if step is None:
         return state
-    if steps <= _DESTINATION_FREED:
+    if step in _DESTINATION_FREED:
         kept = dataclasses.replace(state, location=move.source, flavor=move.old_flavor or state.flavor)
     else:
         kept = dataclasses.replace(state, location=move.dest, flavor=move.new_flavor or state.flavor)
-    return dataclasses.replace(kept, move=None, failed_request=event.request_id)
+    failed_move = move if step in _DESTINATION_FREED else None
+    return dataclasses.replace(kept, move=None, failed_request=event.request_id, failed_move=failed_move)
 
 
 _DESTINATION_FREED = frozenset({"prep_resize", "resize_instance"})
 
 
-def _failed_steps(move: Move, event: InstanceEvent) -> frozenset[str]:
-    """The compute manager functions a failure of this move can come from.
+def _failed_step(move: Move, event: InstanceEvent, function: str | None) -> str | None:
+    """The compute manager function a failure of this move comes from; None if not the move's.
 
-    Before the switch both candidates free the destination, after it both free
-    the source (a same-host resize has two candidates): only the legacy format
-    names the function, and then it must be one of them.
+    Only the legacy format names the function, and then it must be a candidate.
+    A versioned failure takes the first candidate. Before the switch that
+    frees the destination, even where it was finish_resize's (cast before
+    resize.end, it may fail and be stamped, by the destination's clock, before
+    it): the source's resize.start or resize.end folded later corrects it
+    (:func:`_after_failure`). A destination failure after the source's
+    resize.start of another host is finish_resize's: prep_resize was over.
     """
     publisher = event.publisher_host
     source = move.source.host if move.source else None
-    steps = set()
-    if event.request_id == move.request_id:
+    candidates: list[str] = []
+    if move.switched:
+        if event.request_id == move.request_id and publisher == move.dest.host:
+            candidates.append("finish_resize")
+        if event.request_id == move.confirm_request_id and publisher == source:
+            candidates.append("confirm_resize")
+    elif event.request_id == move.request_id:
         if publisher == move.dest.host:
-            steps.add("finish_resize" if move.switched else "prep_resize")
-        if publisher == source and not move.switched:
-            steps.add("resize_instance")
-    if move.switched and event.request_id == move.confirm_request_id and publisher == source:
-        steps.add("confirm_resize")
-    return frozenset(steps)
+            prepared = move.source_started and publisher != source
+            candidates.extend(["finish_resize"] if prepared else ["prep_resize", "finish_resize"])
+        if publisher == source:
+            candidates.append("resize_instance")
+    if function is not None:
+        return function if function in candidates else None
+    return candidates[0] if candidates else None
 
 
 _HANDLERS: dict[str, Handler] = {
@@ -366,6 +404,7 @@ _HANDLERS: dict[str, Handler] = {
     "resize_prep.start": _resize_prep_start,
     "resize.error": _resize_error,
     "resize_prep.end": _resize_prep_end,
+    "resize.start": _resize_start,
     "resize.end": _resize_end,
     "resize_finish.start": _resize_finish,
     "resize_finish.end": _resize_finish,

@@ -41,6 +41,9 @@ class Move:
     # a failure is matched to the move by them
     request_id: str | None = None
     confirm_request_id: str | None = None
+    # resize only: the source sent resize.start for ``request_id``, so the
+    # destination's prep_resize is over (it casts resize_instance last)
+    source_started: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,3 +68,7 @@ class InstanceState:
     # The request whose failure ended the last move: its later (or late)
     # events must not open that move again.
     failed_request: str | None = None
+    # The move a failure ended before its switch, the destination freed: a
+    # resize.start or resize.end of its request folded after the failure
+    # proves the failure was finish_resize's (lifecycle._after_failure).
+    failed_move: Move | None = None

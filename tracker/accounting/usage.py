@@ -35,7 +35,7 @@ PLACEMENT = "placement"
 ROUNDINGS = (RESOURCE_TRACKER, PLACEMENT)
 
 
-def usage_of(flavor: Flavor, boot_from_volume: bool, rounding: str = RESOURCE_TRACKER) -> Usage:
+def usage_of(flavor: Flavor, boot_from_volume: bool, rounding: str = PLACEMENT) -> Usage:
     """One instance's usage of ``flavor``.
 
     Disk is root + ephemeral + swap in GiB; swap is in MiB. Nova's resource

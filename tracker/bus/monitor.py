@@ -8,8 +8,8 @@ from collections.abc import Callable
 from oslo_config import cfg
 
 from tracker import escape, health
-from tracker.db.apply import STALE, Outcome
-from tracker.events.model import InstanceEvent
+from tracker.db.apply import PARKED, STALE, Outcome
+from tracker.events.model import FAILURE, InstanceEvent
 from tracker.metrics import Metrics
 from tracker.throttle import Throttle
 
@@ -53,12 +53,15 @@ class Monitor:
                 escape.text(event.publisher_host),
                 event.timestamp,
             )
+        for failure, verdict in ((event, outcome), *outcome.adopted):
+            if failure.action == FAILURE:
+                _log_failure(failure, verdict, adopted=failure is not event)
         if LOG.isEnabledFor(logging.DEBUG):
             LOG.debug(
                 "%s instance.%s of %s from %s at %s, request %s (payload host %s/%s), nodes changed: %s",
                 outcome.status,
                 escape.text(event.action),
-                escape.text(event.instance_uuid),
+                _instances(event, outcome),
                 escape.text(event.publisher_host),
                 event.timestamp,
                 escape.text(event.request_id),
@@ -81,3 +84,27 @@ class Monitor:
             health.write(self._conf.worker.health_file, record)
         except OSError as error:
             LOG.warning("cannot write the health record %s: %s", self._conf.worker.health_file, error)
+
+
+def _log_failure(failure: InstanceEvent, outcome: Outcome, adopted: bool) -> None:
+    """One INFO line when a Nova failure frees a claim, waits for its request to be
+    named, or is adopted by the first event naming it (freeing a claim or not)."""
+    exception = failure.failure.exception if failure.failure else None
+    where = (escape.text(exception), escape.text(failure.publisher_host), failure.timestamp)
+    request = escape.text(failure.request_id)
+    if outcome.status == PARKED:
+        LOG.info("parked a failure (%s) from %s at %s: no event named its request %s yet", *where, request)
+    elif outcome.freed_nodes or adopted:
+        LOG.info(
+            "a failure (%s) from %s at %s%s freed %s of instance %s, request %s",
+            *where,
+            ", parked until now," if adopted else "",
+            ", ".join(escape.text(node) for node in outcome.freed_nodes) or "no node",
+            _instances(failure, outcome),
+            request,
+        )
+
+
+def _instances(event: InstanceEvent, outcome: Outcome) -> str:
+    """Those the event was folded into: a versioned failure names none itself."""
+    return ", ".join(escape.text(uuid) for uuid in outcome.instances or (event.instance_uuid,))

@@ -45,18 +45,20 @@ opts: list[cfg.Opt] = [
     ),
     cfg.StrOpt(
         "disk_rounding",
-        default=usage.RESOURCE_TRACKER,
+        default=usage.PLACEMENT,
         choices=[
             (usage.RESOURCE_TRACKER, "swap / 1024 truncated per instance, as compute_nodes.local_gb_used"),
             (usage.PLACEMENT, "swap rounded up to a whole GiB per instance, as Placement's DISK_GB"),
         ],
         help="""
-How a swap that is not a whole GiB counts on disk. Nova's resource tracker
-truncates it (a 1536 MiB swap counts 1 GiB), Placement rounds it up (2 GiB).
-The default keeps the tracker's figures those of Nova's compute_nodes table,
-like every other figure it reports; choose ``placement`` when the consumers of
-capacity notifications compare them with Placement, as the scheduler decides.
-Changing it applies to allocations computed from then on.
+How a swap that is not a whole GiB counts on disk. Placement rounds it up (a
+1536 MiB swap allocates 2 GiB of DISK_GB), Nova's resource tracker truncates it
+(1 GiB in compute_nodes.local_gb_used). The default follows Placement: Nova's
+scheduler decides with Placement's allocations, so free capacity is what
+Placement has left, and a move's failure is accounted as Placement accounts
+it. Choose ``resource_tracker`` to compare the figures with Nova's
+compute_nodes table (``nova hypervisor-show``). Changing it applies to
+allocations computed from then on.
 """,
     ),
     cfg.IntOpt(

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from tracker.accounting import history
 from tracker.accounting.history import AFTER_DELETE, DUPLICATE, STALE
-from tracker.accounting.usage import RESOURCE_TRACKER
+from tracker.accounting.usage import PLACEMENT
 from tracker.db import batch_load, batch_write, flavors, holdings, nodes, outbox, quota, requests
 from tracker.db.nodes import InventoryDefaults, NodeKey, NodeRecord
 from tracker.db.resolve import Catalogue
@@ -41,6 +41,12 @@ PARKED = "parked"
 class Outcome:
     status: str
     changed_nodes: tuple[int, ...] = ()
+    # "host/node" of each node the event left its instance holding nothing on
+    freed_nodes: tuple[str, ...] = ()
+    # the instances the event was folded into (a failure names them only by its request)
+    instances: tuple[str, ...] = ()
+    # failures parked earlier that this event's request adopted, and their verdicts
+    adopted: tuple[tuple[InstanceEvent, "Outcome"], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +64,7 @@ def apply_batch(
     *,
     quota_limits: Mapping[str, int],
     default_zone: str,
-    rounding: str = RESOURCE_TRACKER,
+    rounding: str = PLACEMENT,
 ) -> list[Outcome]:
     """Apply ``events`` in arrival order, with the verdicts one transaction per event would give.
 
@@ -77,7 +83,13 @@ def apply_batch(
     )
     folded = {i for i, outcome in enumerate(outcomes) if outcome.status in (APPLIED, UNCHANGED)}
     requests.record(connection, routed, folded)
-    return [Outcome(PARKED) if not copies else _merged(outcomes, copies) for copies in routed.copies]
+    verdicts = [_verdict(outcomes, copies, routed.events) for copies in routed.copies]
+    for failure, copies in routed.adoptions:
+        # the first event of the batch naming its request adopted it
+        adopter = next(i for i, e in enumerate(events) if e.routed and e.request_id == failure.request_id)
+        adopted = (*verdicts[adopter].adopted, (failure, _verdict(outcomes, copies, routed.events)))
+        verdicts[adopter] = dataclasses.replace(verdicts[adopter], adopted=adopted)
+    return verdicts
 
 
 def _apply_routed(
@@ -107,7 +119,10 @@ def _apply_routed(
     batch_write.projects(connection, plan)
     outbox.write(connection, updated, node_rows.values(), default_zone)
     outbox.alert(connection, quota.EVENT_TYPE, quota.crossings(connection, plan.projects, quota_limits))
-    return [_outcome(step, changed, ids) for step, changed in zip(steps, plan.changed, strict=True)]
+    return [
+        _outcome(step, changed, freed, ids)
+        for step, changed, freed in zip(steps, plan.changed, plan.freed, strict=True)
+    ]
 
 
 def _create_nodes(
@@ -122,17 +137,30 @@ def _create_nodes(
     return node_rows
 
 
-def _merged(outcomes: Sequence[Outcome], positions: Sequence[int]) -> Outcome:
+def _verdict(
+    outcomes: Sequence[Outcome], positions: Sequence[int], events: Sequence[InstanceEvent]
+) -> Outcome:
     """One verdict for an event folded as several copies (a failure naming several
-    instances): applied if any copy changed a node, else the first copy's."""
+    instances): applied if any copy changed a node, else the first copy's; parked
+    if it has none."""
+    if not positions:
+        return Outcome(PARKED)
     mine = [outcomes[p] for p in positions]
-    changed = sorted({node for outcome in mine for node in outcome.changed_nodes})
-    return Outcome(APPLIED, tuple(changed)) if changed else mine[0]
+    changed = tuple(sorted({node for outcome in mine for node in outcome.changed_nodes}))
+    freed = tuple(sorted({node for outcome in mine for node in outcome.freed_nodes}))
+    status = APPLIED if changed else mine[0].status
+    instances = tuple(events[p].instance_uuid for p in positions)
+    return Outcome(status, changed, freed, instances)
 
 
-def _outcome(step: history.Step, changed: tuple[NodeKey, ...] | None, ids: Mapping[NodeKey, int]) -> Outcome:
+def _outcome(
+    step: history.Step,
+    changed: tuple[NodeKey, ...] | None,
+    freed: tuple[NodeKey, ...],
+    ids: Mapping[NodeKey, int],
+) -> Outcome:
     if step.verdict is not None:
         return Outcome(step.verdict)
     if not changed:
         return Outcome(UNCHANGED)
-    return Outcome(APPLIED, tuple(sorted(ids[node] for node in changed)))
+    return Outcome(APPLIED, tuple(sorted(ids[node] for node in changed)), tuple(f"{h}/{n}" for h, n in freed))

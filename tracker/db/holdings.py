@@ -28,6 +28,8 @@ class Plan:
     the nodes event ``i`` changed (empty: it changed none)."""
 
     changed: list[tuple[NodeKey, ...] | None] = dataclasses.field(default_factory=list)
+    # per event: the nodes where its instance held something before it and nothing after
+    freed: list[tuple[NodeKey, ...]] = dataclasses.field(default_factory=list)
     # instance -> what it holds after the batch, and the project its rows name
     holdings: dict[str, Holdings] = dataclasses.field(default_factory=dict)
     owners: dict[str, str | None] = dataclasses.field(default_factory=dict)
@@ -55,7 +57,10 @@ def plan(
     result = Plan(owners=dict(owners))
     current = dict(initial)
     for step in steps:
+        before = current.get(step.event.instance_uuid, {})
         result.changed.append(_plan_step(result, current, step, catalogue))
+        after = current.get(step.event.instance_uuid, {})
+        result.freed.append(tuple(sorted({node for node, _role in before} - {node for node, _role in after})))
     return result
 
 

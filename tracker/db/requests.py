@@ -57,6 +57,8 @@ class Routed:
     copies: list[list[int]]
     to_park: list[InstanceEvent]
     adopted: list[int]
+    # each adopted failure, and the positions of its copies
+    adoptions: list[tuple[InstanceEvent, list[int]]] = dataclasses.field(default_factory=list)
 
 
 def route(connection: sa.Connection, events: Sequence[InstanceEvent]) -> Routed:
@@ -75,7 +77,9 @@ def route(connection: sa.Connection, events: Sequence[InstanceEvent]) -> Routed:
         routed.events.extend(copies)
     for row_id, failure in _parked(connection, set(naming)):
         routed.adopted.append(row_id)
-        routed.events.extend(_copies(failure, known))
+        copies = _copies(failure, known)
+        routed.adoptions.append((failure, list(range(len(routed.events), len(routed.events) + len(copies)))))
+        routed.events.extend(copies)
     return routed
 
 

@@ -99,7 +99,11 @@ def request_id_of(message: Mapping[str, Any]) -> str | None:
     Anything else (not a string, too long, unprintable) is dropped rather than
     refused: the id only correlates failures, the message stands without it.
     """
-    value = message.get(REQUEST_ID_KEY)
+    return valid_request_id(message.get(REQUEST_ID_KEY))
+
+
+def valid_request_id(value: Any) -> str | None:
+    """``value`` if it is a request id Nova could have sent, else None."""
     if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID and value.isprintable():
         return value
     return None

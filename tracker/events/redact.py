@@ -7,7 +7,8 @@ construction, in every JSON document it holds:
 
 - the body is parsed as the worker parses it (JSON in UTF-8, -16 or -32);
   every object, at any depth, loses its ``_context_*`` keys, whatever escapes
-  spelt them, but ``_context_request_id``: Nova's request id is no secret, and
+  spelt them, but a ``_context_request_id`` the worker accepts as one (a
+  short printable string): Nova's request id is no secret, and
   the worker matches failures with it, so a replayed letter needs it to reach
   the worker's verdict;
 - an ``oslo.message`` string (an envelope inside an envelope, JSON encoded
@@ -26,7 +27,14 @@ import hashlib
 import json
 from typing import Any
 
-from tracker.events.envelope import CONTEXT_PREFIX, MESSAGE_KEY, REQUEST_ID_KEY, parse_json, raw_bytes
+from tracker.events.envelope import (
+    CONTEXT_PREFIX,
+    MESSAGE_KEY,
+    REQUEST_ID_KEY,
+    parse_json,
+    raw_bytes,
+    valid_request_id,
+)
 
 _DOCUMENT_STARTS = ("{", "[", '"')
 _BOM = "\ufeff"
@@ -88,7 +96,7 @@ def _clean_document(root: Any) -> tuple[Any, int]:
     while pending:
         value, parent, slot = pending.pop()
         if isinstance(value, dict):
-            kept = {key: item for key, item in value.items() if not _is_secret_context(key)}
+            kept = {key: item for key, item in value.items() if not _is_secret_context(key, item)}
             removed += len(value) - len(kept)
             parent[slot] = cleaned = dict.fromkeys(kept)  # keys in their order, values to come
             pending.extend((item, cleaned, key) for key, item in kept.items())
@@ -125,8 +133,12 @@ def _clean_string(value: str, required: bool) -> tuple[str, int]:
     return (_withheld_text(value), 1) if required else (value, 0)
 
 
-def _is_secret_context(key: str) -> bool:
-    return key.startswith(CONTEXT_PREFIX) and key != REQUEST_ID_KEY
+def _is_secret_context(key: str, value: Any) -> bool:
+    """Context keys but a request id the worker would read as one: anything else
+    there (a dict, a list, a long string) may hold the token."""
+    if not key.startswith(CONTEXT_PREFIX):
+        return False
+    return key != REQUEST_ID_KEY or valid_request_id(value) is None
 
 
 class _HiddenContext(Exception):
