@@ -12,7 +12,7 @@ import sqlalchemy.exc
 import tenacity
 from oslo_config import cfg
 
-from tracker.db.faults import EnvironmentFaults, is_environment_fault, summary
+from tracker.db.faults import EnvironmentFaults, is_environment_fault, is_unreachable, summary
 from tracker.errors import ConcurrentUpdate
 
 LOG = logging.getLogger(__name__)
@@ -64,10 +64,9 @@ def _driver_says_transient(error: sqlalchemy.exc.DBAPIError) -> bool:
     if "database is locked" in str(orig).lower():
         return True  # SQLite: another writer holds the lock past the busy timeout
     # psycopg gives no SQLSTATE when it cannot reach the server at all
-    # ("connection to server … failed: Connection refused"): that is an outage.
-    return type(orig).__module__.startswith("psycopg") and isinstance(
-        error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
-    )
+    # ("connection to server … failed: Connection refused"): that is an outage;
+    # a login the server refused (no such database, wrong password) is not.
+    return type(orig).__module__.startswith("psycopg") and is_unreachable(error)
 
 
 def _sqlstate(orig: BaseException | None) -> str | None:
@@ -82,9 +81,14 @@ def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
 
 
 def is_retried_db_error(error: BaseException) -> bool:
-    """Not the event's fault: a transient fault, or a broken environment
-    (:mod:`tracker.db.faults`). Such an event waits; it is never dead-lettered."""
-    return is_transient_db_error(error) or is_environment_fault(error)
+    """Not the event's fault: every database error but refused data (a value too
+    long, a violated constraint), which only the event's own data causes. A
+    transient fault, a broken environment, a statement timeout under someone
+    else's lock, a full disk (:mod:`tracker.db.faults`): the event waits, it is
+    never dead-lettered."""
+    if is_transient_db_error(error):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and not is_refused_data(error)
 
 
 def db_retrying(
@@ -113,21 +117,34 @@ def db_retrying(
 def _noting(
     faults: EnvironmentFaults, log: Callable[[tenacity.RetryCallState], None]
 ) -> Callable[[tenacity.RetryCallState], None]:
-    """Before each retry: a broken environment is noted and logged as an error, naming the fix."""
+    """Before each retry: the fault is noted for the health check; a broken environment
+    is logged as an error naming the fix, a fault neither transient nor environmental
+    (a statement timeout, a cancelled query) as a warning saying it is not the messages'."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        if error is None or not is_environment_fault(error):
-            log(state)
+        if error is None:
             return
         faults.note(error)
-        LOG.error(
-            "the database refuses our work (%s): fix the database (schema: tracker-manage db sync; grants); "
-            "the lane waits, its messages stay unacknowledged, retry %d in %.1fs",
-            summary(error),
-            state.attempt_number,
-            state.next_action.sleep if state.next_action else 0.0,
-        )
+        sleep = state.next_action.sleep if state.next_action else 0.0
+        if is_environment_fault(error):
+            LOG.error(
+                "the database refuses our work (%s): fix the database (schema: tracker-manage db sync; "
+                "grants; disk); the lane waits, its messages stay unacknowledged, retry %d in %.1fs",
+                summary(error),
+                state.attempt_number,
+                sleep,
+            )
+        elif is_transient_db_error(error):
+            log(state)
+        else:
+            LOG.warning(
+                "the database fails our work (%s), not the messages' fault: the lane waits, its messages "
+                "stay unacknowledged, retry %d in %.1fs",
+                summary(error),
+                state.attempt_number,
+                sleep,
+            )
 
     return before_sleep
 

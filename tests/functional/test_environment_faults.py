@@ -1,6 +1,7 @@
-"""A broken environment (a missing table, a revoked grant) is neither transient nor
-poison: good messages wait unacknowledged, the health check fails naming the
-reason, nothing is dead-lettered, and all of them count once it is fixed."""
+"""A database fault that is not the message's (a missing table, a revoked grant, a
+statement timeout under a DBA's lock) is neither transient nor poison: good
+messages wait unacknowledged, the health check fails naming the reason, nothing
+is dead-lettered, and all of them count once it is fixed."""
 
 import uuid
 
@@ -28,13 +29,14 @@ class MissingTable:
         admin.exec_driver_sql("ALTER TABLE project_usage_away RENAME TO project_usage")
 
     reason = 'UndefinedTable: relation "project_usage" does not exist'
+    said = "the database refuses our work ("
 
     def close(self, admin):
         pass
 
 
-class RevokedGrant:
-    """The worker's own role, as in production, loses UPDATE on compute_nodes, then gets it back."""
+class OwnRole:
+    """The worker logs in with a role of its own, as in production."""
 
     def __init__(self, url):
         self.url = url
@@ -50,6 +52,14 @@ class RevokedGrant:
         admin.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {self.role}")
         admin.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {self.role}")
 
+    def close(self, admin):
+        admin.exec_driver_sql(f"DROP OWNED BY {self.role}")
+        admin.exec_driver_sql(f"DROP ROLE {self.role}")
+
+
+class RevokedGrant(OwnRole):
+    """The worker's role loses UPDATE on compute_nodes, then gets it back."""
+
     def break_it(self, admin):
         admin.exec_driver_sql(f"REVOKE UPDATE ON compute_nodes FROM {self.role}")
 
@@ -57,13 +67,38 @@ class RevokedGrant:
         admin.exec_driver_sql(f"GRANT UPDATE ON compute_nodes TO {self.role}")
 
     reason = "InsufficientPrivilege: permission denied for table compute_nodes"
+    said = "the database refuses our work ("
+
+
+class LockedUnderStatementTimeout(OwnRole):
+    """A DBA holds a maintenance lock on compute_nodes; the worker's role has a
+    statement_timeout: every statement is cancelled (57014, on no list) until the lock goes.
+    It once dead-lettered 5 of 5 good messages with the health check green."""
+
+    def grant_all(self, admin):
+        super().grant_all(admin)
+        admin.exec_driver_sql(f"ALTER ROLE {self.role} SET statement_timeout = '300ms'")
+
+    def break_it(self, admin):
+        self.dba = sa.create_engine(self.url)
+        self.locking = self.dba.connect()
+        self.locking.begin()
+        self.locking.exec_driver_sql("LOCK TABLE compute_nodes IN ACCESS EXCLUSIVE MODE")
+
+    def fix(self, admin):
+        self.locking.rollback()
+        self.locking.close()
+        self.dba.dispose()
 
     def close(self, admin):
-        admin.exec_driver_sql(f"DROP OWNED BY {self.role}")
-        admin.exec_driver_sql(f"DROP ROLE {self.role}")
+        self.dba.dispose()  # the lock goes with its connection, whatever happened
+        super().close(admin)
+
+    reason = "QueryCanceled: canceling statement due to statement timeout"
+    said = "fails our work ("
 
 
-@pytest.mark.parametrize("fault", [MissingTable, RevokedGrant])
+@pytest.mark.parametrize("fault", [MissingTable, RevokedGrant, LockedUnderStatementTimeout])
 def test_a_broken_database_dead_letters_nothing_fails_health_and_resumes_once_fixed(
     tmp_path, names, postgresql_url, fault
 ):
@@ -81,7 +116,7 @@ def _run_case(tmp_path, names, postgresql_url, fault, admin, bodies, truth):
     # the rig migrates the database; the worker's role gets its grants afterwards
     with Rig(tmp_path, names, postgresql_url, database=fault.worker_url()) as rig:
         try:
-            if isinstance(fault, RevokedGrant):
+            if isinstance(fault, OwnRole):
                 fault.grant_all(admin)
             fault.break_it(admin)
             rig.publish(bodies)
@@ -90,12 +125,12 @@ def _run_case(tmp_path, names, postgresql_url, fault, admin, bodies, truth):
                 lambda: rig.check_health()[0] == 1, 40, lambda: f"failing health: {rig.check_health()}"
             )
             _, why = rig.check_health()
-            assert "the database refuses our work" in why and fault.reason in why, why
+            assert fault.said in why and fault.reason in why, why
             assert worker.alive()
             assert rig.broker.depth(rig.dlq) == 0
             assert rig.instances() == 0
             log = rig.log_text()
-            assert f"the database refuses our work ({fault.reason})" in log
+            assert f"{fault.said}{fault.reason})" in log
             assert "Traceback" not in log
 
             fault.fix(admin)

@@ -6,7 +6,10 @@ import psycopg.errors
 import pytest
 import sqlalchemy.exc
 
+from tests import factories
 from tracker import retry
+from tracker.db import faults as db_faults
+from tracker.db.apply import APPLIED
 from tracker.db.faults import EnvironmentFaults, is_environment_fault
 
 
@@ -45,6 +48,78 @@ def test_a_broken_environment_is_retried_but_not_transient(orig):
 )
 def test_poison_and_transient_faults_are_not_the_environment(orig):
     assert not is_environment_fault(_dbapi(orig))
+
+
+def _operational(orig):
+    return sqlalchemy.exc.OperationalError("UPDATE compute_nodes", {}, orig)
+
+
+# Neither on the transient nor on the environment lists: still not the message's fault.
+_NOT_THE_MESSAGE = [
+    psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),  # also pg_cancel_backend
+    psycopg.errors.DiskFull("could not extend file: No space left on device"),
+    psycopg.errors.InternalError_("something the server did not expect"),
+    Exception(3024, "Query execution was interrupted, maximum statement execution time exceeded"),  # MySQL
+    Exception(1969, "Query execution was interrupted (max_statement_time exceeded)"),  # MariaDB
+    Exception(1317, "Query execution was interrupted"),  # KILL QUERY
+    Exception(1021, "Disk full (/tmp/#sql_1.MAI); waiting for someone to free some space..."),
+    Exception(1114, "The table 'instances' is full"),
+    sqlite3.OperationalError("disk I/O error"),
+    sqlite3.OperationalError("database or disk is full"),
+]
+
+
+@pytest.mark.parametrize("orig", _NOT_THE_MESSAGE)
+def test_only_refused_data_is_the_messages_fault(orig):
+    error = _operational(orig)
+    assert retry.is_retried_db_error(error)
+    assert not retry.is_refused_data(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        sqlalchemy.exc.DataError("INSERT", {}, psycopg.errors.StringDataRightTruncation("value too long")),
+        sqlalchemy.exc.IntegrityError("INSERT", {}, sqlite3.IntegrityError("NOT NULL constraint failed")),
+        ValueError("a bug in a fold"),
+    ],
+)
+def test_refused_data_and_bugs_are_not_waited_for(error):
+    assert not retry.is_retried_db_error(error)
+
+
+def test_the_store_waits_out_a_fault_on_no_list_and_health_names_it(store, monkeypatch):
+    """A statement cancelled (a DBA's lock and our statement_timeout) twice, then through:
+    the batch applies, nothing is poison, and the health line said why meanwhile."""
+    real = store._apply_once
+    seen = []
+
+    def cancelled_twice(events):
+        if len(seen) < 2:
+            seen.append(store.environment.problem())
+            raise _operational(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+        seen.append(store.environment.problem())
+        return real(events)
+
+    monkeypatch.setattr(store, "_apply_once", cancelled_twice)
+    monkeypatch.setattr(db_faults, "_FAILING_GRACE", 0.0)
+    events = [factories.event("create.end", 1, instance=f"inst-{i}") for i in (1, 2)]
+    verdicts = store.apply_batch(events)
+    assert [v.status for v in verdicts] == [APPLIED, APPLIED]
+    assert seen[0] is None
+    assert seen[2] is not None and "the database sqlite " in seen[2]
+    assert "fails our work (QueryCanceled: canceling statement due to statement timeout)" in seen[2]
+    assert store.environment.problem() is None
+
+
+def test_an_outage_is_named_unreachable_with_the_host_and_port():
+    faults = EnvironmentFaults("postgresql db.example.org:5432/tracker")
+    faults.note(_operational(psycopg.OperationalError("connection failed: Connection refused")))
+    assert faults.problem() is None  # within the grace: one retry is no news
+    faults._waiting = {k: (since - 60, *rest) for k, (since, *rest) in faults._waiting.items()}
+    problem = faults.problem()
+    assert problem is not None
+    assert problem.startswith("the database postgresql db.example.org:5432/tracker is unreachable (")
 
 
 def test_the_health_line_names_the_reason_until_every_lane_is_through():

@@ -341,7 +341,7 @@ class Worker:
             elif isinstance(verdict, PoisonEvent):
                 results.append(Refused(work.delivery, verdict.reason))
             elif is_retried_db_error(verdict):
-                results.append(Unapplied(work.delivery))  # stopping while the database was down or broken
+                results.append(Unapplied(work.delivery))  # not its fault: left for redelivery (stopping)
             else:
                 results.append(Refused(work.delivery, f"{type(verdict).__name__}: {verdict}"))
         if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):

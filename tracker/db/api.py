@@ -21,7 +21,7 @@ from tracker.db import batch_write, flavors
 from tracker.db import capacity as node_capacity
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
-from tracker.db.engine import Database
+from tracker.db.engine import Database, describe
 from tracker.db.faults import EnvironmentFaults
 from tracker.db.models import AllocationRow, CapacityOutbox, ComputeNode, Instance, ProjectUsage, Watermark
 from tracker.errors import RefusedEvent
@@ -54,8 +54,8 @@ class Store:
         self._conf = conf
         self._stopping = stopping
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
-        # lanes waiting on a broken database (a missing table, a revoked grant)
-        self.environment = EnvironmentFaults()
+        # lanes waiting on the database (down, a missing table, a revoked grant, a lock)
+        self.environment = EnvironmentFaults(describe(db.engine.url))
 
     def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
         """Apply ``events`` durably, one verdict per event in the same order.
@@ -67,7 +67,12 @@ class Store:
         """
         if not events:
             return []
-        retrying = db_retrying(self._conf, self._stopping, faults=self.environment)
+        retrying = db_retrying(
+            self._conf,
+            self._stopping,
+            what=f"database {describe(self.db.engine.url)}",
+            faults=self.environment,
+        )
         try:
             verdicts: list[Verdict] = list(retrying(self._apply_once, events))
             self.environment.clear()
