@@ -1,5 +1,7 @@
 """``tracker-worker``: consume Nova's notifications until SIGTERM."""
 
+import contextlib
+import io
 import logging
 import signal
 import threading
@@ -8,6 +10,7 @@ import types
 import sqlalchemy.exc
 from oslo_config import cfg
 
+from tracker import escape
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.cmd import common
@@ -103,9 +106,15 @@ def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event) -> None:
 
 def _reload(conf: cfg.ConfigOpts) -> None:
     LOG.info("received SIGHUP: reloading %s", ", ".join(conf.config_file) or "(no configuration file)")
+    said = io.StringIO()
     try:
-        conf.mutate_config_files()
-    except cfg.Error as error:
-        LOG.error("configuration not reloaded, the previous one stays in force: %s", error)
+        # argparse reports a bad value of a command-line option (debug = abc) on
+        # stderr and exits: that must end neither the worker nor this thread
+        with contextlib.redirect_stderr(said):
+            conf.mutate_config_files()
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a bad file must not stop reloading
+        lines = [line for line in said.getvalue().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"{type(error).__name__}: {error}"
+        LOG.error("configuration not reloaded: %s; the previous one stays in force", escape.text(reason))
         return
     LOG.info("configuration reloaded; debug is %s", conf.debug)
