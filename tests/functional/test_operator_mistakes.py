@@ -103,14 +103,25 @@ def test_an_unreachable_database_names_host_and_port_but_not_the_password(tmp_pa
     assert "s3cret" not in out + "".join(err)
 
 
-def test_a_nonexistent_database(tmp_path):
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:5432/tracker_nosuch_db",
+            'database "tracker_nosuch_db" does not exist',
+        ),
+        ("postgresql://tracker_nosuch_role@127.0.0.1:5432/test", 'role "tracker_nosuch_role" does not exist'),
+    ],
+)
+def test_a_nonexistent_database_or_role(tmp_path, url, said):
+    """The worker too: psycopg gives no SQLSTATE for a refused login, and the worker
+    once retried it forever as a transient failure."""
     require("postgresql")
-    url = "postgresql://postgres@127.0.0.1:5432/tracker_nosuch_db"
-    code, _, err = run(
-        tmp_path, "tracker-manage", "audit", config=config(tmp_path, f"[database]\nconnection = {url}\n")
-    )
-    assert code == 1
-    assert_one_line(err, "tracker-manage", 'database "tracker_nosuch_db" does not exist')
+    conf = config(tmp_path, f"[database]\nconnection = {url}\n")
+    for argv in (["tracker-manage", "audit"], ["tracker-worker"]):
+        code, _, err = run(tmp_path, *argv, config=conf)
+        assert code == 1
+        assert_one_line(err, argv[0], "cannot use the database postgresql 127.0.0.1:5432/", said)
 
 
 def test_replay_of_a_missing_file(tmp_path):

@@ -23,7 +23,23 @@ def _dbapi(orig):
         psycopg.errors.UndefinedTable('relation "instances" does not exist'),
         psycopg.errors.UndefinedColumn('column "generation" does not exist'),
         psycopg.errors.InsufficientPrivilege("permission denied for table compute_nodes"),
-        psycopg.errors.InvalidCatalogName('database "tracker" does not exist'),
+        # a refused login: psycopg 3 raises a plain OperationalError without SQLSTATE
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  database "tracker" does not exist'
+        ),
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  password authentication failed for user "tracker"'
+        ),
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  role "tracker" does not exist'
+        ),
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "tracker", database "tracker"'
+        ),
         Exception(1146, "Table 'tracker.instances' doesn't exist"),
         Exception(1142, "UPDATE command denied to user 'tracker'"),
         sqlite3.OperationalError("no such table: instances"),
