@@ -8,8 +8,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import require
 
@@ -132,11 +134,46 @@ def test_replay_of_a_missing_file(tmp_path):
     assert_one_line(err, "tracker-manage", "cannot read nosuch.jsonl: No such file or directory")
 
 
-def test_a_transport_url_that_is_not_rabbitmq(tmp_path):
-    conf = sqlite_config(tmp_path, "[DEFAULT]\ntransport_url = kafka://broker:9092\n")
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("kafka://broker:9092", "transport_url scheme 'kafka' is not supported"),
+        (
+            "rabbit://guest:guest@127.0.0.1:notaport/",
+            "'notaport' in '127.0.0.1:notaport' is not a port number",
+        ),
+        ("rabbit://guest:guest@127.0.0.1:5671/?ssl=maybe", "ssl='maybe' in transport_url is not a boolean"),
+    ],
+)
+def test_a_transport_url_that_is_not_rabbitmq_or_malformed(tmp_path, url, said):
+    conf = sqlite_config(tmp_path, f"[DEFAULT]\ntransport_url = {url}\n")
     code, _, err = run(tmp_path, "tracker-worker", config=conf)
     assert code == 2
-    assert_one_line(err, "tracker-worker", "transport_url scheme 'kafka' is not supported", "rabbit://")
+    assert_one_line(err, "tracker-worker", said)
+
+
+def test_db_sync_as_a_role_without_create_on_the_schema(tmp_path, postgresql_url):
+    """PostgreSQL 15 grants no CREATE on schema public to PUBLIC: a traceback once."""
+    role = f"tracker_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 's3cret'")
+            connection.exec_driver_sql(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+        url = sa.make_url(postgresql_url).set(username=role, password="s3cret")
+        conf = config(tmp_path, f"[database]\nconnection = {url.render_as_string(hide_password=False)}\n")
+        code, _, err = run(tmp_path, "tracker-manage", "db", "sync", config=conf)
+        assert code == 1
+        where = f"postgresql 127.0.0.1:5432/{url.database}"
+        assert_one_line(
+            err, "tracker-manage", f"cannot use the database {where}: permission denied for schema public"
+        )
+        assert "s3cret" not in err[0]
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
 
 
 def test_no_database_named_creates_nothing(tmp_path):
@@ -166,28 +203,23 @@ def test_a_plain_mysql_url_means_pymysql(tmp_path, mariadb_url):
     assert out.startswith("database at revision 00"), out
 
 
+COUNT = "count (an integer from 0 to 2147483647)"
+RATIO = "ratio (a number > 0, at most 3.4e+38)"
 IMPOSSIBLE_INVENTORY = [
-    ("--vcpus", "-8", "argument --vcpus: invalid count (an integer >= 0) value: '-8'"),
+    ("--vcpus", "-8", f"argument --vcpus: invalid {COUNT} value: '-8'"),
+    ("--reserved-local-gb", "-1", f"argument --reserved-local-gb: invalid {COUNT} value: '-1'"),
+    # above the INTEGER column: once a DataError (PostgreSQL) or OverflowError (SQLite) traceback
+    ("--vcpus", "3000000000", f"argument --vcpus: invalid {COUNT} value: '3000000000'"),
     (
-        "--reserved-local-gb",
-        "-1",
-        "argument --reserved-local-gb: invalid count (an integer >= 0) value: '-1'",
+        "--memory-mb",
+        "99999999999999999999",
+        f"argument --memory-mb: invalid {COUNT} value: '99999999999999999999'",
     ),
-    (
-        "--cpu-allocation-ratio",
-        "0",
-        "argument --cpu-allocation-ratio: invalid ratio (a number > 0) value: '0'",
-    ),
-    (
-        "--ram-allocation-ratio",
-        "-1.5",
-        "argument --ram-allocation-ratio: invalid ratio (a number > 0) value: '-1.5'",
-    ),
-    (
-        "--disk-allocation-ratio",
-        "nan",
-        "argument --disk-allocation-ratio: invalid ratio (a number > 0) value: 'nan'",
-    ),
+    ("--cpu-allocation-ratio", "0", f"argument --cpu-allocation-ratio: invalid {RATIO} value: '0'"),
+    ("--ram-allocation-ratio", "-1.5", f"argument --ram-allocation-ratio: invalid {RATIO} value: '-1.5'"),
+    ("--disk-allocation-ratio", "nan", f"argument --disk-allocation-ratio: invalid {RATIO} value: 'nan'"),
+    # once an OverflowError traceback computing the capacity
+    ("--cpu-allocation-ratio", "1e308", f"argument --cpu-allocation-ratio: invalid {RATIO} value: '1e308'"),
 ]
 
 

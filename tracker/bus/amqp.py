@@ -49,8 +49,13 @@ def broker_urls(transport_url: str) -> list[str]:
 def _with_port(netloc: str) -> str:
     """Keep user:pass@ as given (already percent-encoded); default the port to 5672."""
     credentials, _, address = netloc.rpartition("@")
-    if not address.rpartition(":")[2].isdigit() or address.endswith("]"):
+    port = address.rpartition(":")[2]
+    if ":" not in address or address.endswith("]"):
         address += ":5672"
+    elif not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"transport_url: {port!r} in {address!r} is not a port number: rabbit://USER:PASSWORD@HOST:5672/VHOST"
+        )
     return f"{credentials}@{address}" if credentials else address
 
 
@@ -70,7 +75,13 @@ def ssl_options(conf: cfg.ConfigOpts) -> dict[str, Any] | bool:
     them from the same options: the CA file makes the broker's certificate
     required, and its name is checked when there is one broker host."""
     settings = _tls_settings(conf)
-    if not types.Boolean()(settings["ssl"]):
+    try:
+        enabled = types.Boolean()(settings["ssl"])
+    except ValueError as error:
+        raise ConfigError(
+            f"ssl={settings['ssl']!r} in transport_url is not a boolean: ?ssl=1 or ?ssl=0"
+        ) from error
+    if not enabled:
         return False
     params: dict[str, Any] = {}
     if settings["ssl_key_file"]:

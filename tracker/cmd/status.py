@@ -36,7 +36,8 @@ def _main(argv: list[str] | None) -> int:
         return check_health(conf)
     store = Store(common.database(conf), conf)
     while True:
-        text = render(store.node_views(), store.project_usage(), conf.format)
+        with common.database_errors(store.db):
+            text = render(store.node_views(), store.project_usage(), conf.format)
         if conf.watch:
             sys.stdout.write("\033[2J\033[H")  # clear the terminal, like watch(1)
         sys.stdout.write(text + "\n")
