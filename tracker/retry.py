@@ -96,18 +96,25 @@ def db_retrying(
     stopping: threading.Event | None = None,
     what: str = "database",
     faults: EnvironmentFaults | None = None,
+    give_up: Callable[[], bool] | None = None,
 ) -> tenacity.Retrying:
-    """Retry transient database faults until they pass or ``stopping`` is set.
+    """Retry transient database faults until they pass, ``stopping`` is set or
+    ``give_up()`` says the work is no longer wanted (its deliveries' session ended).
 
     Giving up leaves the message unacknowledged, so RabbitMQ redelivers it.
-    ``what`` names the database in the retry log lines. With ``faults``, a
-    broken environment (a missing table, a revoked grant) is waited out too,
+    ``what`` names the database in the retry log lines. With ``faults``, every
+    database error but refused data is waited out too (:func:`is_retried_db_error`),
     and noted there for the health check.
     """
+    stop: tenacity.stop.stop_base = (
+        tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never
+    )
+    if give_up is not None:
+        stop = tenacity.stop_any(stop, _StopWhen(give_up))
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient_db_error if faults is None else is_retried_db_error),
         wait=exponential_wait(conf.worker.db_retry_initial_backoff, conf.worker.db_retry_max_backoff),
-        stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
+        stop=stop,
         sleep=_sleeper(stopping),
         reraise=True,
         before_sleep=log_retry(what) if faults is None else _noting(faults, log_retry(what)),

@@ -1,6 +1,8 @@
 """The third kind of database fault, told apart at the database edge."""
 
 import sqlite3
+import threading
+import time
 
 import psycopg.errors
 import pytest
@@ -8,6 +10,9 @@ import sqlalchemy.exc
 
 from tests import factories
 from tracker import retry
+from tracker.bus.consumer import Work, Worker
+from tracker.bus.delivery import Delivery, Session
+from tracker.bus.outcomes import Unapplied
 from tracker.db import faults as db_faults
 from tracker.db.apply import APPLIED
 from tracker.db.faults import EnvironmentFaults, is_environment_fault
@@ -148,3 +153,33 @@ def test_the_health_line_names_the_reason_until_every_lane_is_through():
     assert "1 lane(s) paused" in problem and "\n" not in problem
     faults.clear()
     assert faults.problem() is None
+
+
+def test_a_lane_gives_up_a_batch_once_no_delivery_of_it_is_live(conf, store, monkeypatch):
+    """RabbitMQ's consumer_timeout closes the channel during a long outage and redelivers:
+    the lane must leave the old deliveries (they can never be acked) for the new copies,
+    not retry them until the outage ends while the redelivered ones pile up behind."""
+
+    def cancelled(events):
+        raise _operational(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+
+    monkeypatch.setattr(store, "_apply_once", cancelled)
+    stopping = threading.Event()
+    worker = Worker(conf, store, stopping)
+    session = Session(acks=None)
+    works = [
+        Work(Delivery(session, None), factories.event("create.end", 1, instance=f"i-{i}")) for i in (1, 2)
+    ]
+    results = []
+    lane = threading.Thread(target=lambda: results.extend(worker._apply(works)), daemon=True)
+    lane.start()
+    time.sleep(0.3)
+    assert lane.is_alive()  # retrying while the session lives
+    session.close()  # the channel is gone
+    lane.join(5)
+    gave_up = not lane.is_alive()
+    stopping.set()  # the old code retries until stopping: let its thread end
+    lane.join(5)
+    assert gave_up, "still retrying deliveries that can never be acknowledged"
+    assert [type(result) for result in results] == [Unapplied, Unapplied]
+    assert results and all(not result.delivery.live for result in results)

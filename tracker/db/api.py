@@ -57,13 +57,17 @@ class Store:
         # lanes waiting on the database (down, a missing table, a revoked grant, a lock)
         self.environment = EnvironmentFaults(describe(db.engine.url))
 
-    def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
+    def apply_batch(
+        self, events: Sequence[InstanceEvent], give_up: Callable[[], bool] | None = None
+    ) -> list[Verdict]:
         """Apply ``events`` durably, one verdict per event in the same order.
 
         One transaction for the whole batch, retried whole from a fresh read
-        on a transient fault (until stopping). If the database refuses what
-        an event carries, the batch is split in halves until that event is
-        alone: it comes back as a :class:`PoisonEvent`, the rest is committed.
+        on any database error but refused data, until stopping or until
+        ``give_up()`` (nobody waits for the result any more: the error is
+        raised). If the database refuses what an event carries, the batch is
+        split in halves until that event is alone: it comes back as a
+        :class:`PoisonEvent`, the rest is committed.
         """
         if not events:
             return []
@@ -72,6 +76,7 @@ class Store:
             self._stopping,
             what=f"database {describe(self.db.engine.url)}",
             faults=self.environment,
+            give_up=give_up,
         )
         try:
             verdicts: list[Verdict] = list(retrying(self._apply_once, events))
@@ -83,7 +88,7 @@ class Store:
             if len(events) == 1:
                 return [_poison(events[0], error)]
             half = len(events) // 2
-            return self.apply_batch(events[:half]) + self.apply_batch(events[half:])
+            return self.apply_batch(events[:half], give_up) + self.apply_batch(events[half:], give_up)
 
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
