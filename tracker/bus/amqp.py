@@ -191,12 +191,17 @@ def tls_hint(error: BaseException) -> str:
 
 def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection:
     """With ``confirm_each``, a publish returns once the broker has it; without, the
-    caller selects confirms and waits for them itself (see publisher.Confirms)."""
+    caller selects confirms and waits for them itself (see publisher.Confirms), and a
+    socket write that blocks (a broker in a resource alarm stops reading publishers)
+    fails after CONFIRM_TIMEOUT instead of holding the caller's transaction for ever."""
+    options: dict[str, Any] = {"confirm_publish": confirm_each}
+    if not confirm_each:
+        options["write_timeout"] = CONFIRM_TIMEOUT
     return kombu.Connection(
         broker_urls(conf.transport_url),
         heartbeat=conf.worker.heartbeat,
         failover_strategy="round-robin",
-        transport_options={"confirm_publish": confirm_each},
+        transport_options=options,
         ssl=ssl_options(conf),
     )
 
