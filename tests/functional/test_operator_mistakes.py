@@ -121,9 +121,10 @@ def test_a_nonexistent_database_or_role(tmp_path, url, said):
     require("postgresql")
     conf = config(tmp_path, f"[database]\nconnection = {url}\n")
     for argv in (["tracker-manage", "audit"], ["tracker-worker"]):
-        code, _, err = run(tmp_path, *argv, config=conf)
+        code, out, err = run(tmp_path, *argv, config=conf)
         assert code == 1
         assert_one_line(err, argv[0], "cannot use the database postgresql 127.0.0.1:5432/", said)
+        assert (out + err[0]).count(said) == 1, out  # said once, not in a log line as well
 
 
 def test_replay_of_a_missing_file(tmp_path):

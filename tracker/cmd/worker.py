@@ -37,19 +37,32 @@ def _main(argv: list[str] | None) -> int:
     _stop_on_signals(stopping)
     _reload_on_sighup(conf, stopping)
     try:
-        LOG.info("broker: %s", amqp.describe(conf))
-        amqp.check_tls(conf)
-        db = _database(conf, stopping)
-        if db is None:
-            return 0  # stopped while waiting for the database
-        try:
-            Worker(conf, Store(db, conf, stopping), stopping).run()
-        finally:
-            db.dispose()
+        return _run(conf, stopping)
     except OperatorError as error:
-        LOG.error("%s", error)  # in the log too, not only on stderr
-        raise
+        failure = error
+    if _logs_elsewhere(conf):
+        # in the log file or journal too (logged out of the except block: oslo.log would append
+        # the active exception); on a terminal common.run's one line says it, once
+        LOG.error("%s", failure)
+    raise failure
+
+
+def _run(conf: cfg.ConfigOpts, stopping: threading.Event) -> int:
+    LOG.info("broker: %s", amqp.describe(conf))
+    amqp.check_tls(conf)
+    db = _database(conf, stopping)
+    if db is None:
+        return 0  # stopped while waiting for the database
+    try:
+        Worker(conf, Store(db, conf, stopping), stopping).run()
+    finally:
+        db.dispose()
     return 0
+
+
+def _logs_elsewhere(conf: cfg.ConfigOpts) -> bool:
+    """The log goes somewhere else than the standard streams common.run writes to."""
+    return bool(conf.log_file or conf.log_dir or conf.use_journal or conf.use_syslog)
 
 
 def _database(conf: cfg.ConfigOpts, stopping: threading.Event) -> Database | None:
