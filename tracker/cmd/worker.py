@@ -61,8 +61,9 @@ def _run(conf: cfg.ConfigOpts, stopping: threading.Event) -> int:
 
 
 def _logs_elsewhere(conf: cfg.ConfigOpts) -> bool:
-    """The log goes somewhere else than the standard streams common.run writes to."""
-    return bool(conf.log_file or conf.log_dir or conf.use_journal or conf.use_syslog)
+    """The log goes somewhere else than the terminal common.run writes to: a file, the
+    journal, syslog, or a machine reading JSON records (which wants that one too)."""
+    return bool(conf.log_file or conf.log_dir or conf.use_journal or conf.use_syslog or conf.use_json)
 
 
 def _database(conf: cfg.ConfigOpts, stopping: threading.Event) -> Database | None:
