@@ -12,7 +12,7 @@ import sqlalchemy.exc
 import tenacity
 from oslo_config import cfg
 
-from tracker.db.faults import EnvironmentFaults, is_environment_fault, summary
+from tracker.db.faults import EnvironmentFaults, is_environment_fault, is_unreachable, summary
 from tracker.errors import ConcurrentUpdate
 
 LOG = logging.getLogger(__name__)
@@ -64,10 +64,9 @@ def _driver_says_transient(error: sqlalchemy.exc.DBAPIError) -> bool:
     if "database is locked" in str(orig).lower():
         return True  # SQLite: another writer holds the lock past the busy timeout
     # psycopg gives no SQLSTATE when it cannot reach the server at all
-    # ("connection to server … failed: Connection refused"): that is an outage.
-    return type(orig).__module__.startswith("psycopg") and isinstance(
-        error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
-    )
+    # ("connection to server … failed: Connection refused"): that is an outage;
+    # a login the server refused (no such database, wrong password) is not.
+    return type(orig).__module__.startswith("psycopg") and is_unreachable(error)
 
 
 def _sqlstate(orig: BaseException | None) -> str | None:
@@ -82,9 +81,14 @@ def exponential_wait(initial: float, maximum: float) -> tenacity.wait.wait_base:
 
 
 def is_retried_db_error(error: BaseException) -> bool:
-    """Not the event's fault: a transient fault, or a broken environment
-    (:mod:`tracker.db.faults`). Such an event waits; it is never dead-lettered."""
-    return is_transient_db_error(error) or is_environment_fault(error)
+    """Not the event's fault: every database error but refused data (a value too
+    long, a violated constraint), which only the event's own data causes. A
+    transient fault, a broken environment, a statement timeout under someone
+    else's lock, a full disk (:mod:`tracker.db.faults`): the event waits, it is
+    never dead-lettered."""
+    if is_transient_db_error(error):
+        return True
+    return isinstance(error, sqlalchemy.exc.DBAPIError) and not is_refused_data(error)
 
 
 def db_retrying(
@@ -92,18 +96,25 @@ def db_retrying(
     stopping: threading.Event | None = None,
     what: str = "database",
     faults: EnvironmentFaults | None = None,
+    give_up: Callable[[], bool] | None = None,
 ) -> tenacity.Retrying:
-    """Retry transient database faults until they pass or ``stopping`` is set.
+    """Retry transient database faults until they pass, ``stopping`` is set or
+    ``give_up()`` says the work is no longer wanted (its deliveries' session ended).
 
     Giving up leaves the message unacknowledged, so RabbitMQ redelivers it.
-    ``what`` names the database in the retry log lines. With ``faults``, a
-    broken environment (a missing table, a revoked grant) is waited out too,
+    ``what`` names the database in the retry log lines. With ``faults``, every
+    database error but refused data is waited out too (:func:`is_retried_db_error`),
     and noted there for the health check.
     """
+    stop: tenacity.stop.stop_base = (
+        tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never
+    )
+    if give_up is not None:
+        stop = tenacity.stop_any(stop, _StopWhen(give_up))
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient_db_error if faults is None else is_retried_db_error),
         wait=exponential_wait(conf.worker.db_retry_initial_backoff, conf.worker.db_retry_max_backoff),
-        stop=tenacity.stop_when_event_set(stopping) if stopping else tenacity.stop_never,
+        stop=stop,
         sleep=_sleeper(stopping),
         reraise=True,
         before_sleep=log_retry(what) if faults is None else _noting(faults, log_retry(what)),
@@ -113,21 +124,34 @@ def db_retrying(
 def _noting(
     faults: EnvironmentFaults, log: Callable[[tenacity.RetryCallState], None]
 ) -> Callable[[tenacity.RetryCallState], None]:
-    """Before each retry: a broken environment is noted and logged as an error, naming the fix."""
+    """Before each retry: the fault is noted for the health check; a broken environment
+    is logged as an error naming the fix, a fault neither transient nor environmental
+    (a statement timeout, a cancelled query) as a warning saying it is not the messages'."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        if error is None or not is_environment_fault(error):
-            log(state)
+        if error is None:
             return
         faults.note(error)
-        LOG.error(
-            "the database refuses our work (%s): fix the database (schema: tracker-manage db sync; grants); "
-            "the lane waits, its messages stay unacknowledged, retry %d in %.1fs",
-            summary(error),
-            state.attempt_number,
-            state.next_action.sleep if state.next_action else 0.0,
-        )
+        sleep = state.next_action.sleep if state.next_action else 0.0
+        if is_environment_fault(error):
+            LOG.error(
+                "the database refuses our work (%s): fix the database (schema: tracker-manage db sync; "
+                "grants; disk); the lane waits, its messages stay unacknowledged, retry %d in %.1fs",
+                summary(error),
+                state.attempt_number,
+                sleep,
+            )
+        elif is_transient_db_error(error):
+            log(state)
+        else:
+            LOG.warning(
+                "the database fails our work (%s), not the messages' fault: the lane waits, its messages "
+                "stay unacknowledged, retry %d in %.1fs",
+                summary(error),
+                state.attempt_number,
+                sleep,
+            )
 
     return before_sleep
 

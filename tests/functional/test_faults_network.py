@@ -16,6 +16,7 @@ from tests.functional.test_faults import (
     cloud_stream,
     first_commit,
     mismatches,
+    quietly_within,
     verdict,
     wait_until,
 )
@@ -52,11 +53,18 @@ def test_database_held_then_reset_is_retried_and_nothing_is_dead_lettered(tmp_pa
         time.sleep(20)
         during = {"alive": worker.alive(), "dead letters": rig.broker.depth(rig.dlq)}
         proxy.reset()
-        time.sleep(5)
-        during |= {"alive after reset": worker.alive(), "dead letters after reset": rig.broker.depth(rig.dlq)}
+        # refused now: the health check names the database, not only "a lane is stuck"
+        said = f"the database postgresql 127.0.0.1:{proxy.port}/{rig.db.engine.url.database} is unreachable"
+        named = quietly_within(lambda: said in rig.check_health()[1], 25, 0.5)
+        during |= {
+            "alive after reset": worker.alive(),
+            "dead letters after reset": rig.broker.depth(rig.dlq),
+            "health names the outage": named or rig.check_health()[1],
+        }
         proxy.forward()
         problems = rig.finish(worker, cloud, within=60)
-    if during != {"alive": True, "dead letters": 0, "alive after reset": True, "dead letters after reset": 0}:
+    expected = {"alive": True, "dead letters": 0, "alive after reset": True, "dead letters after reset": 0}
+    if during != expected | {"health names the outage": True}:
         problems.append(f"while the database was cut: {during}")
     verdict(problems)
 

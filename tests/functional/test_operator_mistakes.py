@@ -8,10 +8,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import require
+from tracker.cmd import manage, status, worker
 
 pytestmark = pytest.mark.functional
 BIN = os.path.dirname(sys.executable)
@@ -103,14 +106,26 @@ def test_an_unreachable_database_names_host_and_port_but_not_the_password(tmp_pa
     assert "s3cret" not in out + "".join(err)
 
 
-def test_a_nonexistent_database(tmp_path):
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:5432/tracker_nosuch_db",
+            'database "tracker_nosuch_db" does not exist',
+        ),
+        ("postgresql://tracker_nosuch_role@127.0.0.1:5432/test", 'role "tracker_nosuch_role" does not exist'),
+    ],
+)
+def test_a_nonexistent_database_or_role(tmp_path, url, said):
+    """The worker too: psycopg gives no SQLSTATE for a refused login, and the worker
+    once retried it forever as a transient failure."""
     require("postgresql")
-    url = "postgresql://postgres@127.0.0.1:5432/tracker_nosuch_db"
-    code, _, err = run(
-        tmp_path, "tracker-manage", "audit", config=config(tmp_path, f"[database]\nconnection = {url}\n")
-    )
-    assert code == 1
-    assert_one_line(err, "tracker-manage", 'database "tracker_nosuch_db" does not exist')
+    conf = config(tmp_path, f"[database]\nconnection = {url}\n")
+    for argv in (["tracker-manage", "audit"], ["tracker-worker"]):
+        code, out, err = run(tmp_path, *argv, config=conf)
+        assert code == 1
+        assert_one_line(err, argv[0], "cannot use the database postgresql 127.0.0.1:5432/", said)
+        assert (out + err[0]).count(said) == 1, out  # said once, not in a log line as well
 
 
 def test_replay_of_a_missing_file(tmp_path):
@@ -121,11 +136,46 @@ def test_replay_of_a_missing_file(tmp_path):
     assert_one_line(err, "tracker-manage", "cannot read nosuch.jsonl: No such file or directory")
 
 
-def test_a_transport_url_that_is_not_rabbitmq(tmp_path):
-    conf = sqlite_config(tmp_path, "[DEFAULT]\ntransport_url = kafka://broker:9092\n")
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("kafka://broker:9092", "transport_url scheme 'kafka' is not supported"),
+        (
+            "rabbit://guest:guest@127.0.0.1:notaport/",
+            "'notaport' in '127.0.0.1:notaport' is not a port number",
+        ),
+        ("rabbit://guest:guest@127.0.0.1:5671/?ssl=maybe", "ssl='maybe' in transport_url is not a boolean"),
+    ],
+)
+def test_a_transport_url_that_is_not_rabbitmq_or_malformed(tmp_path, url, said):
+    conf = sqlite_config(tmp_path, f"[DEFAULT]\ntransport_url = {url}\n")
     code, _, err = run(tmp_path, "tracker-worker", config=conf)
     assert code == 2
-    assert_one_line(err, "tracker-worker", "transport_url scheme 'kafka' is not supported", "rabbit://")
+    assert_one_line(err, "tracker-worker", said)
+
+
+def test_db_sync_as_a_role_without_create_on_the_schema(tmp_path, postgresql_url):
+    """PostgreSQL 15 grants no CREATE on schema public to PUBLIC: a traceback once."""
+    role = f"tracker_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgresql_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 's3cret'")
+            connection.exec_driver_sql(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+        url = sa.make_url(postgresql_url).set(username=role, password="s3cret")
+        conf = config(tmp_path, f"[database]\nconnection = {url.render_as_string(hide_password=False)}\n")
+        code, _, err = run(tmp_path, "tracker-manage", "db", "sync", config=conf)
+        assert code == 1
+        where = f"postgresql 127.0.0.1:5432/{url.database}"
+        assert_one_line(
+            err, "tracker-manage", f"cannot use the database {where}: permission denied for schema public"
+        )
+        assert "s3cret" not in err[0]
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
 
 
 def test_no_database_named_creates_nothing(tmp_path):
@@ -155,39 +205,38 @@ def test_a_plain_mysql_url_means_pymysql(tmp_path, mariadb_url):
     assert out.startswith("database at revision 00"), out
 
 
+COUNT = "count (an integer from 0 to 2147483647)"
+RATIO = "ratio (a number > 0, at most 3.4e+38)"
 IMPOSSIBLE_INVENTORY = [
-    ("--vcpus", "-8", "argument --vcpus: invalid count (an integer >= 0) value: '-8'"),
+    ("--vcpus", "-8", f"argument --vcpus: invalid {COUNT} value: '-8'"),
+    ("--reserved-local-gb", "-1", f"argument --reserved-local-gb: invalid {COUNT} value: '-1'"),
+    # above the INTEGER column: once a DataError (PostgreSQL) or OverflowError (SQLite) traceback
+    ("--vcpus", "3000000000", f"argument --vcpus: invalid {COUNT} value: '3000000000'"),
     (
-        "--reserved-local-gb",
-        "-1",
-        "argument --reserved-local-gb: invalid count (an integer >= 0) value: '-1'",
+        "--memory-mb",
+        "99999999999999999999",
+        f"argument --memory-mb: invalid {COUNT} value: '99999999999999999999'",
     ),
-    (
-        "--cpu-allocation-ratio",
-        "0",
-        "argument --cpu-allocation-ratio: invalid ratio (a number > 0) value: '0'",
-    ),
-    (
-        "--ram-allocation-ratio",
-        "-1.5",
-        "argument --ram-allocation-ratio: invalid ratio (a number > 0) value: '-1.5'",
-    ),
-    (
-        "--disk-allocation-ratio",
-        "nan",
-        "argument --disk-allocation-ratio: invalid ratio (a number > 0) value: 'nan'",
-    ),
+    ("--cpu-allocation-ratio", "0", f"argument --cpu-allocation-ratio: invalid {RATIO} value: '0'"),
+    ("--ram-allocation-ratio", "-1.5", f"argument --ram-allocation-ratio: invalid {RATIO} value: '-1.5'"),
+    ("--disk-allocation-ratio", "nan", f"argument --disk-allocation-ratio: invalid {RATIO} value: 'nan'"),
+    # once an OverflowError traceback computing the capacity
+    ("--cpu-allocation-ratio", "1e308", f"argument --cpu-allocation-ratio: invalid {RATIO} value: '1e308'"),
 ]
 
 
-def test_node_set_refuses_impossible_inventory(tmp_path):
+def test_node_set_refuses_impossible_inventory(tmp_path, capsys, monkeypatch):
+    """argparse refuses them before anything else runs: checked in this process (a script
+    start costs ~2 s each); the real script, once, shows nothing was registered."""
     conf = sqlite_config(tmp_path)
     assert run(tmp_path, "tracker-manage", "db", "sync", config=conf)[0] == 0
+    monkeypatch.setattr(sys, "argv", ["tracker-manage"])  # argparse names the program from it
     for option, value, message in IMPOSSIBLE_INVENTORY:
-        node = ["tracker-manage", "node", "set", "cmp1", "cmp1", "--vcpus", "8", option, value]
-        code, _, err = run(tmp_path, *node, config=conf)
-        assert code == 2
-        assert err[-1] == f"tracker-manage node set: error: {message}", err
+        node = ["--config-file", str(conf), "node", "set", "cmp1", "cmp1", "--vcpus", "8", option, value]
+        with pytest.raises(SystemExit) as exit:
+            manage.main(node)
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == f"tracker-manage node set: error: {message}"
     assert "(no compute nodes yet)" in run(tmp_path, "tracker-manage", "node", "list", config=conf)[1]
 
 
@@ -211,11 +260,14 @@ def test_node_set_refuses_more_reserved_than_total_and_keeps_the_node(tmp_path):
     assert status["nodes"][0]["resources"]["memory_mb"]["total"] == 4096
 
 
-def test_every_command_has_a_version(tmp_path):
-    for prog in ("tracker-worker", "tracker-manage", "tracker-status"):
-        code, out, err = run(tmp_path, prog, "--version")
-        assert code == 0
-        assert (out + "".join(err)).strip() == "0.1.0"
+def test_every_command_has_a_version(capsys):
+    """In this process: test_packaging runs --version of the three installed scripts."""
+    for main in (worker.main, manage.main, status.main):
+        with pytest.raises(SystemExit) as exit:
+            main(["--version"])
+        assert exit.value.code == 0
+        said = capsys.readouterr()
+        assert (said.out + said.err).strip() == "0.1.0"
 
 
 def test_the_broker_is_named_by_host_and_port_never_its_password(tmp_path, postgresql_url):

@@ -1,8 +1,11 @@
 """The package as an operator gets it: a wheel built with ``pip wheel .``, installed
 in a fresh virtualenv with its extra, run from outside the source tree."""
 
+import ast
 import email
+import importlib.metadata
 import pathlib
+import re
 import subprocess
 import sys
 import tarfile
@@ -36,6 +39,8 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_commands_run_outside_the_tre
     assert "## Deploying" in metadata.get_payload()
     assert metadata["License"] == "Apache-2.0" and metadata["License-File"] == "LICENSE"
     assert metadata["Description-Content-Type"] == "text/markdown"
+    required = {re.split(r"[ ;<>=!~\[]", r, maxsplit=1)[0].lower() for r in metadata.get_all("Requires-Dist")}
+    assert _imported_distributions() <= required, "tracker/ imports what it does not require"
 
     # A fresh venv, nothing inherited: every dependency comes from the wheel's metadata.
     venv = tmp_path / "venv"
@@ -60,6 +65,20 @@ def test_the_wheel_installs_in_a_fresh_venv_and_its_commands_run_outside_the_tre
     status = _run(venv / "bin/tracker-status", "--config-file", conf, cwd=elsewhere)
     assert "(no compute nodes yet)" in status
     assert list(elsewhere.iterdir()) == []
+
+
+def _imported_distributions():
+    """The distributions whose modules tracker/ imports directly (amqp, not only through kombu)."""
+    modules = set()
+    for source in (ROOT / "tracker").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    owners = importlib.metadata.packages_distributions()
+    third_party = modules - set(sys.stdlib_module_names) - {"tracker"}
+    return {dist.lower() for module in third_party for dist in owners[module]}
 
 
 def test_the_sdist_carries_the_licence_tests_configuration_and_tools(tmp_path):

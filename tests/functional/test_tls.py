@@ -2,6 +2,7 @@
 TLS-terminating proxy in front of the local RabbitMQ, with a CA, a server and a
 client certificate made by the test."""
 
+import logging
 import os
 import shutil
 import subprocess
@@ -9,8 +10,12 @@ import sys
 
 import pytest
 
+from tests.conftest import make_conf
 from tests.functional.test_faults import Rig, feed, verdict
+from tests.proxy import Proxy
 from tests.tls import Authority, TLSProxy
+from tracker.bus import amqp
+from tracker.errors import ConfigError
 
 pytestmark = pytest.mark.functional
 WORKER = shutil.which("tracker-worker", path=os.path.dirname(sys.executable))
@@ -32,11 +37,18 @@ def _tls_section(ca_file, client, enable):
 
 @pytest.mark.parametrize("switch", ["transport_url ?ssl=1", "[oslo_messaging_rabbit] ssl"])
 def test_a_worker_consumes_and_publishes_over_tls(tmp_path, names, postgresql_url, pki, switch):
+    """With ?ssl=1, the first of two hosts accepts and closes (HAProxy without a backend):
+    the start check must not take that for a configuration error, and failover finds the other."""
     authority, server, client = pki
     bodies, truth = feed(12, "tls")
-    with TLSProxy(("127.0.0.1", 5672), server, client_ca=authority.ca_file) as proxy:
+    with (
+        TLSProxy(("127.0.0.1", 5672), server, client_ca=authority.ca_file) as proxy,
+        Proxy("127.0.0.1", 5672) as closing,
+    ):
+        closing.reset()
         query = "?ssl=1" if switch.startswith("transport_url") else ""
-        transport = f"rabbit://guest:guest@127.0.0.1:{proxy.port}/{query}"
+        hosts = [f"guest:guest@127.0.0.1:{port}" for port in ([closing.port] if query else []) + [proxy.port]]
+        transport = f"rabbit://{','.join(hosts)}/{query}"
         with Rig(tmp_path, names, postgresql_url, transport=transport) as rig:
             with open(rig.args[1], "a") as config:
                 config.write(_tls_section(authority.ca_file, client, enable=not query))
@@ -46,7 +58,26 @@ def test_a_worker_consumes_and_publishes_over_tls(tmp_path, names, postgresql_ur
             log = rig.log_text()
     assert proxy.failures == []
     assert proxy.handshakes >= 2  # the consumer's connection and the capacity relay's
-    assert f"broker: 127.0.0.1:{proxy.port} (virtual host /, TLS)" in log
+    first = f"127.0.0.1:{closing.port}," if query else ""
+    assert f"broker: {first}127.0.0.1:{proxy.port} (virtual host /, TLS)" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("peer", ["accepts and closes", "plain AMQP"])
+def test_a_handshake_that_fails_for_no_certificate_is_left_to_reconnection(pki, caplog, peer):
+    """Not a configuration error (exit 2, never restarted by systemd): logged, retried later."""
+    authority = pki[0]
+    with Proxy("127.0.0.1", 5672) as listener:
+        if peer == "accepts and closes":
+            listener.reset()
+        conf = make_conf(DEFAULT={"transport_url": f"rabbit://guest:guest@127.0.0.1:{listener.port}/?ssl=1"})
+        conf.set_override("ssl_ca_file", authority.ca_file, group="oslo_messaging_rabbit")
+        with caplog.at_level(logging.WARNING, logger="tracker.bus.amqp"):
+            amqp.check_tls(conf)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"TLS to RabbitMQ at 127.0.0.1:{listener.port} failed (")
+    if peer == "plain AMQP":
+        assert "is the port a TLS port" in line
 
 
 def test_a_broker_certificate_from_another_ca_is_one_line_and_exit_2(tmp_path, pki):
@@ -70,3 +101,15 @@ def test_a_broker_certificate_from_another_ca_is_one_line_and_exit_2(tmp_path, p
         f"check [oslo_messaging_rabbit] ssl_ca_file ({stranger.ca_file}), ssl_cert_file and ssl_key_file"
     )
     assert "Traceback" not in result.stdout
+
+
+def test_an_unreadable_tls_file_is_a_configuration_error_before_any_network(tmp_path, pki):
+    authority, _, client = pki
+    conf = make_conf(DEFAULT={"transport_url": "rabbit://guest:guest@192.0.2.1:5671/?ssl=1"})
+    conf.set_override("ssl_ca_file", authority.ca_file, group="oslo_messaging_rabbit")
+    conf.set_override("ssl_cert_file", client[0], group="oslo_messaging_rabbit")
+    conf.set_override("ssl_key_file", str(tmp_path / "nosuch.key"), group="oslo_messaging_rabbit")
+    with pytest.raises(ConfigError) as caught:
+        amqp.check_tls(conf)  # 192.0.2.1 (TEST-NET) would hang: the files are checked first
+    assert str(caught.value).startswith("cannot use the TLS files of [oslo_messaging_rabbit] (ssl_ca_file ")
+    assert str(caught.value).endswith(f"ssl_key_file {tmp_path / 'nosuch.key'}): No such file or directory")

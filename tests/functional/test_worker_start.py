@@ -3,6 +3,8 @@ start is waited for, as the broker is; SIGHUP reloads the log level."""
 
 import itertools
 import logging
+import pathlib
+import signal
 import time
 
 import kombu
@@ -55,9 +57,14 @@ def test_sighup_reloads_the_log_level_and_keeps_consuming(tmp_path, names, postg
         wait_until(lambda: rig.instances() == 4, 30, "the first events applied")
         assert "instance.create.end of" not in rig.log_text()  # no per-event line at INFO
 
-        with open(config, "a") as text:
-            text.write("[DEFAULT]\ndebug = true\n")
-        worker.process.send_signal(1)  # SIGHUP
+        # a bad value first: one line, and the reload thread lives on for the next SIGHUP
+        original = pathlib.Path(config).read_text()
+        pathlib.Path(config).write_text(original + "[DEFAULT]\ndebug = abc\n")
+        worker.process.send_signal(signal.SIGHUP)
+        refused = "configuration not reloaded: argument --debug: Invalid Boolean value: abc; the previous"
+        wait_until(lambda: refused in rig.log_text(), 20, lambda: rig.log_text()[-2000:])
+        pathlib.Path(config).write_text(original + "[DEFAULT]\ndebug = true\n")
+        worker.process.send_signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded; debug is True" in rig.log_text(), 20, "the reload")
         _publish_to_a_running_worker(rig, second)
         wait_until(lambda: rig.instances() == 8, 30, "the second events applied")
@@ -65,6 +72,7 @@ def test_sighup_reloads_the_log_level_and_keeps_consuming(tmp_path, names, postg
         assert worker.alive()
         log = rig.log_text()
         assert "received SIGHUP: reloading " + config in log
+        assert "Traceback" not in log
         verdict(rig.finish(worker, {k: {**truth_first[k], **truth_second[k]} for k in truth_first}))
 
 

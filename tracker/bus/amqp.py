@@ -49,8 +49,13 @@ def broker_urls(transport_url: str) -> list[str]:
 def _with_port(netloc: str) -> str:
     """Keep user:pass@ as given (already percent-encoded); default the port to 5672."""
     credentials, _, address = netloc.rpartition("@")
-    if not address.rpartition(":")[2].isdigit() or address.endswith("]"):
+    port = address.rpartition(":")[2]
+    if ":" not in address or address.endswith("]"):
         address += ":5672"
+    elif not (port.isdigit() and 0 < int(port) < 65536):
+        raise ConfigError(
+            f"transport_url: {port!r} in {address!r} is not a port number: rabbit://USER:PASSWORD@HOST:5672/VHOST"
+        )
     return f"{credentials}@{address}" if credentials else address
 
 
@@ -70,7 +75,13 @@ def ssl_options(conf: cfg.ConfigOpts) -> dict[str, Any] | bool:
     them from the same options: the CA file makes the broker's certificate
     required, and its name is checked when there is one broker host."""
     settings = _tls_settings(conf)
-    if not types.Boolean()(settings["ssl"]):
+    try:
+        enabled = types.Boolean()(settings["ssl"])
+    except ValueError as error:
+        raise ConfigError(
+            f"ssl={settings['ssl']!r} in transport_url is not a boolean: ?ssl=1 or ?ssl=0"
+        ) from error
+    if not enabled:
         return False
     params: dict[str, Any] = {}
     if settings["ssl_key_file"]:
@@ -101,49 +112,96 @@ def _hostname(netloc: str) -> str:
 
 
 def check_tls(conf: cfg.ConfigOpts) -> None:
-    """With TLS on, try the broker once: a certificate the CA file does not trust, a
-    refused client certificate or an unreadable TLS file is a ConfigError now, in one
-    line, instead of reconnecting forever. An unreachable broker is left to the
-    worker's reconnection."""
-    if not ssl_options(conf):
+    """With TLS on, check at start what only an operator can fix, in one line (a
+    ConfigError, exit 2, which systemd does not restart): a TLS file that cannot be
+    read or used, and brokers whose certificate the CA file does not trust.
+
+    Anything else (a listener that accepts and closes, as HAProxy without a
+    backend or a broker still starting does; a refused or reset connection; a
+    plain port) may pass by itself: it is logged and left to the worker's
+    reconnection. One broker host that completes the handshake is enough; the
+    certificate is declared untrusted only when every host said so.
+    """
+    options = ssl_options(conf)
+    if not options:
         return
-    connection = connect(conf)
+    _load_tls_files(conf)
+    untrusted: list[str] = []
+    for url in broker_urls(conf.transport_url):
+        where = _with_port(urllib.parse.urlsplit(url).netloc).rpartition("@")[2]
+        connection = kombu.Connection(url, heartbeat=conf.worker.heartbeat, ssl=options)
+        try:
+            connection.ensure_connection(max_retries=0)  # one attempt: retrying is the worker's job
+            return
+        except Exception as error:  # noqa: BLE001 - sorted below; the rest is the reconnection's
+            verification = _untrusted(error)
+            if verification is not None:
+                untrusted.append(verification)
+            else:
+                LOG.warning("TLS to RabbitMQ at %s failed (%s); will keep trying", where, tls_hint(error))
+        finally:
+            discard(connection)
+    if untrusted and len(untrusted) == len(broker_urls(conf.transport_url)):
+        ca_file = _tls_settings(conf)["ssl_ca_file"] or "unset"
+        raise ConfigError(
+            f"TLS to RabbitMQ at {describe(conf)} failed: the broker's certificate is not trusted "
+            f"({untrusted[0]}); check [oslo_messaging_rabbit] ssl_ca_file ({ca_file}), "
+            "ssl_cert_file and ssl_key_file"
+        )
+
+
+def _load_tls_files(conf: cfg.ConfigOpts) -> None:
+    """Read the CA, certificate and key files as the handshake will: a missing,
+    unreadable or mismatched file is a ConfigError, before any network."""
+    settings = _tls_settings(conf)
     try:
-        connection.ensure_connection(max_retries=0)  # one attempt: retrying is the worker's job
-    except Exception as error:
-        refusal = _tls_refusal(error)
-        if refusal:
-            settings = _tls_settings(conf)
-            raise ConfigError(
-                f"TLS to RabbitMQ at {describe(conf)} failed: {refusal}; check [oslo_messaging_rabbit] "
-                f"ssl_ca_file ({settings['ssl_ca_file'] or 'unset'}), ssl_cert_file and ssl_key_file"
-            ) from error
-    finally:
-        discard(connection)
+        context = ssl.create_default_context(cafile=settings["ssl_ca_file"] or None)
+        if settings["ssl_cert_file"]:
+            context.load_cert_chain(settings["ssl_cert_file"], settings["ssl_key_file"] or None)
+    except OSError as error:  # ssl.SSLError included: not PEM, key and certificate apart
+        raise ConfigError(
+            f"cannot use the TLS files of [oslo_messaging_rabbit] (ssl_ca_file "
+            f"{settings['ssl_ca_file'] or 'unset'}, ssl_cert_file {settings['ssl_cert_file'] or 'unset'}, "
+            f"ssl_key_file {settings['ssl_key_file'] or 'unset'}): {error.strerror or error}"
+        ) from error
 
 
-def _tls_refusal(error: BaseException) -> str | None:
-    """What TLS refused, found in kombu's wrapping; None when it is not about TLS."""
+def _untrusted(error: BaseException) -> str | None:
+    """The verification failure in kombu's wrapping; None when it is something else."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
-            return f"the broker's certificate is not trusted ({seen.verify_message})"
-        if isinstance(seen, ssl.SSLError):
-            return f"the handshake failed ({seen.reason or seen})"
-        if isinstance(seen, OSError) and seen.filename:
-            return f"cannot read {seen.filename} ({seen.strerror})"
+            return str(seen.verify_message)
         seen = seen.__cause__ or seen.__context__
     return None
 
 
+def tls_hint(error: BaseException) -> str:
+    """An error's first line, and for TLS spoken to a plain port, a hint to check the port."""
+    text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and seen.reason == "WRONG_VERSION_NUMBER":
+            return (
+                f"{text}; the peer does not speak TLS: is the port a TLS port (RabbitMQ's is usually 5671)?"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return text
+
+
 def connect(conf: cfg.ConfigOpts, confirm_each: bool = True) -> kombu.Connection:
     """With ``confirm_each``, a publish returns once the broker has it; without, the
-    caller selects confirms and waits for them itself (see publisher.Confirms)."""
+    caller selects confirms and waits for them itself (see publisher.Confirms), and a
+    socket write that blocks (a broker in a resource alarm stops reading publishers)
+    fails after CONFIRM_TIMEOUT instead of holding the caller's transaction for ever."""
+    options: dict[str, Any] = {"confirm_publish": confirm_each}
+    if not confirm_each:
+        options["write_timeout"] = CONFIRM_TIMEOUT
     return kombu.Connection(
         broker_urls(conf.transport_url),
         heartbeat=conf.worker.heartbeat,
         failover_strategy="round-robin",
-        transport_options={"confirm_publish": confirm_each},
+        transport_options=options,
         ssl=ssl_options(conf),
     )
 

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import kombu
@@ -340,25 +340,34 @@ class Worker:
     def _apply(self, works: Sequence[Work]) -> list[Result]:
         live = [work for work in works if work.delivery.live]
         results: list[Result] = [Unapplied(work.delivery) for work in works if not work.delivery.live]
-        verdicts = self._verdicts([work.event for work in live]) if live else []
+
+        def unwanted() -> bool:
+            """Every delivery's session ended (RabbitMQ's consumer_timeout closed the channel
+            during a long database fault, a lost connection): RabbitMQ redelivers them, and
+            the redelivered copies, not these, are what to retry."""
+            return not any(work.delivery.live for work in live)
+
+        verdicts = self._verdicts([work.event for work in live], unwanted) if live else []
         for work, verdict in zip(live, verdicts, strict=True):
             if isinstance(verdict, Outcome):
                 results.append(Applied(work.delivery, work.event, verdict))
             elif isinstance(verdict, PoisonEvent):
                 results.append(Refused(work.delivery, verdict.reason))
             elif is_retried_db_error(verdict):
-                results.append(Unapplied(work.delivery))  # stopping while the database was down or broken
+                results.append(Unapplied(work.delivery))  # not its fault: stopping, or its session ended
             else:
                 results.append(Refused(work.delivery, f"{type(verdict).__name__}: {verdict}"))
         if any(isinstance(result, Applied) and result.outcome.changed_nodes for result in results):
             self.relay.wake.set()
         return results
 
-    def _verdicts(self, events: list[InstanceEvent]) -> list[Verdict | Exception]:
+    def _verdicts(
+        self, events: list[InstanceEvent], unwanted: Callable[[], bool]
+    ) -> list[Verdict | Exception]:
         """The store's verdicts; an unexpected failure of a batch is pinned on its
         event by applying them one by one, so it cannot take its neighbours down."""
         try:
-            return list(self._store.apply_batch(events))
+            return list(self._store.apply_batch(events, unwanted))
         except Exception as error:  # noqa: BLE001 - reported per event to the consumer thread
             if len(events) == 1 or is_retried_db_error(error):
                 if not is_retried_db_error(error):
@@ -366,7 +375,7 @@ class Worker:
                         logging.ERROR, "events failed", "applying an event failed", exc_info=True
                     )
                 return [error] * len(events)
-            return [verdict for event in events for verdict in self._verdicts([event])]
+            return [verdict for event in events for verdict in self._verdicts([event], unwanted)]
 
     # -- the one place that acknowledges -------------------------------------------------
 

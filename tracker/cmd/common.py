@@ -1,10 +1,11 @@
 """What every console script does first: options, logging, database; and the one
 line an operator gets, instead of a traceback, for a mistake they can fix."""
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import sqlalchemy.exc
@@ -82,7 +83,8 @@ def parse_args(
         version=tracker.__version__,
     )
     check.check_values(conf)
-    amqp.broker_urls(conf.transport_url)  # an unsupported scheme is a ConfigError now
+    amqp.broker_urls(conf.transport_url)  # an unsupported scheme or a bad port is a ConfigError now
+    amqp.ssl_options(conf)  # so is ?ssl=maybe
     return conf
 
 
@@ -138,8 +140,16 @@ def require_file(db: Database) -> None:
 
 def schema_revision(db: Database) -> str | None:
     """The schema's revision; an unreachable or refusing database is one line."""
-    try:
+    with database_errors(db):
         return migration.current(db.engine)
+
+
+@contextlib.contextmanager
+def database_errors(db: Database) -> Iterator[None]:
+    """A database error (unreachable, refusing: no CREATE on the schema, a revoked
+    grant) as one line naming the database's host:port, never its password."""
+    try:
+        yield
     except sqlalchemy.exc.DBAPIError as error:
         db.dispose()
         raise OperatorError(

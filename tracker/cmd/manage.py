@@ -15,6 +15,7 @@ from tracker.bus.publisher import CapacityPublisher
 from tracker.bus.relay import Relay
 from tracker.cmd import common
 from tracker.cmd.status import render
+from tracker.conf.accounting import MAX_COUNT, MAX_RATIO
 from tracker.db import flavors, migration
 from tracker.db import nodes as node_rows
 from tracker.db.api import NodeInventory, Store
@@ -23,21 +24,21 @@ from tracker.db.quota import RESOURCES as QUOTA_RESOURCES
 
 def _count(text: str) -> int:
     value = int(text)
-    if value < 0:
-        raise ValueError("a count cannot be negative")
+    if not 0 <= value <= MAX_COUNT:
+        raise ValueError("a count is at least 0 and fits the inventory column")
     return value
 
 
 def _ratio(text: str) -> float:
     value = float(text)
-    if not node_rows.valid_ratio(value):
-        raise ValueError("an allocation ratio must be a finite number above 0")
+    if not node_rows.valid_ratio(value) or value > MAX_RATIO:
+        raise ValueError("an allocation ratio is a finite number above 0 that fits the column")
     return value
 
 
-# argparse names the option and the value it refused, in one line, exit 2
-_count.__name__ = "count (an integer >= 0)"
-_ratio.__name__ = "ratio (a number > 0)"
+# argparse names the option and the value it refused, exit 2
+_count.__name__ = f"count (an integer from 0 to {MAX_COUNT})"
+_ratio.__name__ = f"ratio (a number > 0, at most {MAX_RATIO:g})"
 
 _INVENTORY_ARGS: tuple[tuple[str, Callable[[str], Any]], ...] = (
     ("vcpus", _count),
@@ -195,7 +196,8 @@ def _main(argv: list[str] | None) -> int:
     db = common.database(conf, create=func is db_sync, schema=func not in (db_sync, db_version))
     store = Store(db, conf)
     try:
-        return func(conf, store)
+        with common.database_errors(db):
+            return func(conf, store)
     finally:
         store.db.dispose()
 

@@ -37,10 +37,11 @@ def _main(argv: list[str] | None) -> int:
         return check_health(conf)
     store = Store(common.database(conf), conf)
     while True:
-        if conf.projects:
-            text = render_projects(project_limits(store), conf.format)
-        else:
-            text = render(store.node_views(), store.project_usage(), conf.format)
+        with common.database_errors(store.db):
+            if conf.projects:
+                text = render_projects(project_limits(store), conf.format)
+            else:
+                text = render(store.node_views(), store.project_usage(), conf.format)
         if conf.watch:
             sys.stdout.write("\033[2J\033[H")  # clear the terminal, like watch(1)
         sys.stdout.write(text + "\n")

@@ -1,5 +1,7 @@
 """``tracker-worker``: consume Nova's notifications until SIGTERM."""
 
+import contextlib
+import io
 import logging
 import signal
 import threading
@@ -8,6 +10,7 @@ import types
 import sqlalchemy.exc
 from oslo_config import cfg
 
+from tracker import escape
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.cmd import common
@@ -34,19 +37,33 @@ def _main(argv: list[str] | None) -> int:
     _stop_on_signals(stopping)
     _reload_on_sighup(conf, stopping)
     try:
-        LOG.info("broker: %s", amqp.describe(conf))
-        amqp.check_tls(conf)
-        db = _database(conf, stopping)
-        if db is None:
-            return 0  # stopped while waiting for the database
-        try:
-            Worker(conf, Store(db, conf, stopping), stopping).run()
-        finally:
-            db.dispose()
+        return _run(conf, stopping)
     except OperatorError as error:
-        LOG.error("%s", error)  # in the log too, not only on stderr
-        raise
+        failure = error
+    if _logs_elsewhere(conf):
+        # in the log file or journal too (logged out of the except block: oslo.log would append
+        # the active exception); on a terminal common.run's one line says it, once
+        LOG.error("%s", failure)
+    raise failure
+
+
+def _run(conf: cfg.ConfigOpts, stopping: threading.Event) -> int:
+    LOG.info("broker: %s", amqp.describe(conf))
+    amqp.check_tls(conf)
+    db = _database(conf, stopping)
+    if db is None:
+        return 0  # stopped while waiting for the database
+    try:
+        Worker(conf, Store(db, conf, stopping), stopping).run()
+    finally:
+        db.dispose()
     return 0
+
+
+def _logs_elsewhere(conf: cfg.ConfigOpts) -> bool:
+    """The log goes somewhere else than the terminal common.run writes to: a file, the
+    journal, syslog, or a machine reading JSON records (which wants that one too)."""
+    return bool(conf.log_file or conf.log_dir or conf.use_journal or conf.use_syslog or conf.use_json)
 
 
 def _database(conf: cfg.ConfigOpts, stopping: threading.Event) -> Database | None:
@@ -103,9 +120,15 @@ def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event) -> None:
 
 def _reload(conf: cfg.ConfigOpts) -> None:
     LOG.info("received SIGHUP: reloading %s", ", ".join(conf.config_file) or "(no configuration file)")
+    said = io.StringIO()
     try:
-        conf.mutate_config_files()
-    except cfg.Error as error:
-        LOG.error("configuration not reloaded, the previous one stays in force: %s", error)
+        # argparse reports a bad value of a command-line option (debug = abc) on
+        # stderr and exits: that must end neither the worker nor this thread
+        with contextlib.redirect_stderr(said):
+            conf.mutate_config_files()
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a bad file must not stop reloading
+        lines = [line for line in said.getvalue().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"{type(error).__name__}: {error}"
+        LOG.error("configuration not reloaded: %s; the previous one stays in force", escape.text(reason))
         return
     LOG.info("configuration reloaded; debug is %s", conf.debug)

@@ -15,7 +15,9 @@ opts: list[cfg.Opt] = [
         help="""
 Connect over SSL (TLS), as oslo.messaging's option of that name; ``?ssl=1`` in
 ``transport_url`` does the same. Without ``ssl_ca_file`` the broker's
-certificate is checked against no authority and the connection fails: set it.
+certificate must chain to one of the system's certification authorities
+(OpenSSL's default paths) and its name is not checked: set ``ssl_ca_file`` for
+a private CA.
 """,
     ),
     cfg.StrOpt(

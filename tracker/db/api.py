@@ -20,7 +20,7 @@ from tracker.db import apply as applying
 from tracker.db import flavors, hosts, outbox, quota, requests
 from tracker.db import nodes as node_rows
 from tracker.db.batch_load import PURGED_BEFORE
-from tracker.db.engine import Database
+from tracker.db.engine import Database, describe
 from tracker.db.faults import EnvironmentFaults
 from tracker.db.models import (
     AlertOutbox,
@@ -64,20 +64,30 @@ class Store:
         self._defaults = node_rows.InventoryDefaults.from_conf(conf)
         self._quota = quota.defaults(conf)
         self._default_zone: str = conf.default_availability_zone
-        # lanes waiting on a broken database (a missing table, a revoked grant)
-        self.environment = EnvironmentFaults()
+        # lanes waiting on the database (down, a missing table, a revoked grant, a lock)
+        self.environment = EnvironmentFaults(describe(db.engine.url))
 
-    def apply_batch(self, events: Sequence[InstanceEvent]) -> list[Verdict]:
+    def apply_batch(
+        self, events: Sequence[InstanceEvent], give_up: Callable[[], bool] | None = None
+    ) -> list[Verdict]:
         """Apply ``events`` durably, one verdict per event in the same order.
 
         One transaction for the whole batch, retried whole from a fresh read
-        on a transient fault (until stopping). If the database refuses what
-        an event carries, the batch is split in halves until that event is
-        alone: it comes back as a :class:`PoisonEvent`, the rest is committed.
+        on any database error but refused data, until stopping or until
+        ``give_up()`` (nobody waits for the result any more: the error is
+        raised). If the database refuses what an event carries, the batch is
+        split in halves until that event is alone: it comes back as a
+        :class:`PoisonEvent`, the rest is committed.
         """
         if not events:
             return []
-        retrying = db_retrying(self._conf, self._stopping, faults=self.environment)
+        retrying = db_retrying(
+            self._conf,
+            self._stopping,
+            what=f"database {describe(self.db.engine.url)}",
+            faults=self.environment,
+            give_up=give_up,
+        )
         try:
             verdicts: list[Verdict] = list(retrying(self._apply_once, events))
             self.environment.clear()
@@ -88,7 +98,7 @@ class Store:
             if len(events) == 1:
                 return [_poison(events[0], error)]
             half = len(events) // 2
-            return self.apply_batch(events[:half]) + self.apply_batch(events[half:])
+            return self.apply_batch(events[:half], give_up) + self.apply_batch(events[half:], give_up)
 
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
