@@ -12,7 +12,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.functional.test_faults import Rig, feed, merged, verdict, wait_until
+from tests import factories
+from tests.functional.test_faults import Rig, feed, merged, notification, verdict, wait_until
 from tests.functional.test_worker_start import _publish_to_a_running_worker
 
 pytestmark = pytest.mark.functional
@@ -115,6 +116,9 @@ def test_database_faults_dead_letter_nothing_fail_health_and_resume_once_fixed(
 
 def _one_fault(rig, worker, admin, role, fault, number):
     bodies, truth = feed(5, f"env{number}", delete_every=0)
+    # a service disabled meanwhile: kept once fixed, never dead-lettered (it once was)
+    disabled = factories.service_payload(f"env{number}-cmp0", disabled=True, reason="maintenance")
+    bodies.append(notification("service.update", disabled, f"env{number}-cmp0", factories.T0))
     fault.break_it(admin, role)
     _publish_to_a_running_worker(rig, bodies)
     wait_until(lambda: rig.check_health()[0] == 1, 40, lambda: f"failing health: {rig.check_health()}")
@@ -127,5 +131,12 @@ def _one_fault(rig, worker, admin, role, fault, number):
 
     fault.fix(admin, role)
     wait_until(lambda: rig.instances() == 5 * (number + 1), 40, "the waiting messages applied once fixed")
+    wait_until(lambda: _disabled(rig, f"env{number}-cmp0"), 40, "the waiting service.update kept once fixed")
     wait_until(lambda: rig.check_health()[0] == 0, 40, lambda: f"healthy again: {rig.check_health()}")
     return truth
+
+
+def _disabled(rig, host):
+    with rig.db.engine.connect() as connection:
+        query = sa.text("SELECT disabled FROM host_services WHERE host = :host")
+        return bool(connection.execute(query, {"host": host}).scalar())

@@ -16,7 +16,7 @@ from tracker.bus.delivery import Delivery
 from tracker.bus.outcomes import HostNoted, Refused, Result, Unapplied
 from tracker.db.api import Store
 from tracker.events.hosts import HostEvent
-from tracker.retry import is_transient_db_error
+from tracker.retry import is_retried_db_error
 
 LOG = logging.getLogger(__name__)
 _STOP = object()
@@ -49,10 +49,11 @@ class HostEvents:
         if not delivery.live:
             return Unapplied(delivery)
         try:
-            announced = self._store.apply_host_event(event)
+            # given up once its session ended: RabbitMQ redelivers it
+            announced = self._store.apply_host_event(event, give_up=lambda: not delivery.live)
         except Exception as error:
-            if is_transient_db_error(error):
-                return Unapplied(delivery)  # stopping while the database was down
+            if is_retried_db_error(error):
+                return Unapplied(delivery)  # not its fault: stopping, or its session ended
             LOG.error("a %s notification failed: %s", type(event).__name__, escape.text(error), exc_info=True)
             return Refused(delivery, f"{type(error).__name__}: {error}")
         if announced:

@@ -89,9 +89,7 @@ class Store:
             give_up=give_up,
         )
         try:
-            verdicts: list[Verdict] = list(retrying(self._apply_once, events))
-            self.environment.clear()
-            return verdicts
+            return list(retrying(self._apply_once, events))
         except sqlalchemy.exc.DBAPIError as error:
             if not is_refused_data(error):
                 raise
@@ -99,6 +97,9 @@ class Store:
                 return [_poison(events[0], error)]
             half = len(events) // 2
             return self.apply_batch(events[:half], give_up) + self.apply_batch(events[half:], give_up)
+        finally:
+            # done, refused or given up: this thread waits on the database no more
+            self.environment.clear()
 
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
@@ -129,10 +130,23 @@ class Store:
             outbox.write(connection, [node], [before], self._default_zone)
             return outbox.payloads(connection, [node], self._default_zone)[0]
 
-    def apply_host_event(self, event: HostEvent) -> int:
+    def apply_host_event(self, event: HostEvent, give_up: Callable[[], bool] | None = None) -> int:
         """Keep a service's or an aggregate's newest state; announce the nodes of every host
-        whose facts changed, with a new generation. Returns how many nodes were announced."""
-        return int(db_retrying(self._conf, self._stopping)(self._apply_host_event_once, event))
+        whose facts changed, with a new generation. Returns how many nodes were announced.
+
+        Database faults are waited out as for instance events (see :meth:`apply_batch`):
+        only refused data is the notification's fault."""
+        retrying = db_retrying(
+            self._conf,
+            self._stopping,
+            what=f"database {describe(self.db.engine.url)}",
+            faults=self.environment,
+            give_up=give_up,
+        )
+        try:
+            return int(retrying(self._apply_host_event_once, event))
+        finally:
+            self.environment.clear()
 
     def _apply_host_event_once(self, event: HostEvent) -> int:
         with self.db.connection() as connection:
