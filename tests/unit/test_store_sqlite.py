@@ -1,6 +1,7 @@
 """The persistence layer on SQLite: counters, idempotency, tombstones, outbox, audit."""
 
 import datetime
+import json
 
 import pytest
 
@@ -228,3 +229,18 @@ def test_purge_refuses_to_drop_tombstones_younger_than_a_day(tmp_path, conf):
     path.write_text(f"[database]\nconnection = {conf.database.connection}\n")
     with pytest.raises(SystemExit):
         manage.main(["--config-file", str(path), "purge", "--older-than-days", "0.5"])
+
+
+def test_replay_into_a_broken_database_ends_with_one_line(tmp_path, conf, store, capsys):
+    """Nothing can stop a command waiting out a fault (a worker's lane would): it must end,
+    naming the database and the error, not retry for ever."""
+    with store.db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE project_usage")
+    feed = tmp_path / "feed.jsonl"
+    body = factories.envelope(factories.message("instance.create.end", factories.instance_payload("u1")))
+    feed.write_text(json.dumps(body) + "\n")
+    path = tmp_path / "tracker.conf"
+    path.write_text(f"[database]\nconnection = {conf.database.connection}\n")
+    assert manage.main(["--config-file", str(path), "replay", str(feed)]) == 1
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "project_usage" in said[0], said

@@ -85,7 +85,7 @@ class Store:
             self._conf,
             self._stopping,
             what=f"database {describe(self.db.engine.url)}",
-            faults=self.environment,
+            faults=self._faults(),
             give_up=give_up,
         )
         try:
@@ -100,6 +100,12 @@ class Store:
         finally:
             # done, refused or given up: this thread waits on the database no more
             self.environment.clear()
+
+    def _faults(self) -> EnvironmentFaults | None:
+        """A worker, which ``stopping`` can stop, waits out every database fault but refused
+        data; a command (replay) that nothing could stop retries only transient ones, and
+        ends with the error."""
+        return self.environment if self._stopping is not None else None
 
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
@@ -140,7 +146,7 @@ class Store:
             self._conf,
             self._stopping,
             what=f"database {describe(self.db.engine.url)}",
-            faults=self.environment,
+            faults=self._faults(),
             give_up=give_up,
         )
         try:
