@@ -14,8 +14,20 @@ from tracker.bus.consumer import Work, Worker
 from tracker.bus.delivery import Delivery, Session
 from tracker.bus.outcomes import Unapplied
 from tracker.db import faults as db_faults
+from tracker.db import migration
+from tracker.db.api import Store
 from tracker.db.apply import APPLIED
+from tracker.db.engine import Database
 from tracker.db.faults import EnvironmentFaults, is_environment_fault
+
+
+@pytest.fixture
+def store(conf):
+    """A worker's store: ``stopping`` can end its waits, so it waits out database faults."""
+    db = Database.from_conf(conf)
+    migration.upgrade(db.engine)
+    yield Store(db, conf, threading.Event())
+    db.dispose()
 
 
 def _dbapi(orig):

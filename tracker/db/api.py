@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc
+import tenacity
 from oslo_config import cfg
 from sqlalchemy import orm
 
@@ -81,13 +82,7 @@ class Store:
         """
         if not events:
             return []
-        retrying = db_retrying(
-            self._conf,
-            self._stopping,
-            what=f"database {describe(self.db.engine.url)}",
-            faults=self._faults(),
-            give_up=give_up,
-        )
+        retrying = self._retrying(give_up)
         try:
             return list(retrying(self._apply_once, events))
         except sqlalchemy.exc.DBAPIError as error:
@@ -101,11 +96,17 @@ class Store:
             # done, refused or given up: this thread waits on the database no more
             self.environment.clear()
 
-    def _faults(self) -> EnvironmentFaults | None:
+    def _retrying(self, give_up: Callable[[], bool] | None) -> tenacity.Retrying:
         """A worker, which ``stopping`` can stop, waits out every database fault but refused
-        data; a command (replay) that nothing could stop retries only transient ones, and
-        ends with the error."""
-        return self.environment if self._stopping is not None else None
+        data, noting it for the health check; a command (replay) that nothing could stop
+        retries only transient ones, and ends with the error."""
+        return db_retrying(
+            self._conf,
+            self._stopping,
+            what=f"database {describe(self.db.engine.url)}",
+            faults=self.environment if self._stopping is not None else None,
+            give_up=give_up,
+        )
 
     def _apply_once(self, events: Sequence[InstanceEvent]) -> list[applying.Outcome]:
         with self.db.connection() as connection:
@@ -142,13 +143,7 @@ class Store:
 
         Database faults are waited out as for instance events (see :meth:`apply_batch`):
         only refused data is the notification's fault."""
-        retrying = db_retrying(
-            self._conf,
-            self._stopping,
-            what=f"database {describe(self.db.engine.url)}",
-            faults=self._faults(),
-            give_up=give_up,
-        )
+        retrying = self._retrying(give_up)
         try:
             return int(retrying(self._apply_host_event_once, event))
         finally:
