@@ -16,11 +16,11 @@ def register(store: Store, cloud: Cloud) -> None:
     oracle_check.register(store, cloud.inventory(), cloud.flavors())
 
 
-def events_of(messages: Iterable[dict[str, Any]]) -> list[InstanceEvent]:
+def events_of(messages: Iterable[dict[str, Any]], max_bytes: int = 1 << 20) -> list[InstanceEvent]:
     """Decide each message as the worker does; only events to apply are kept."""
     events = []
     for message in messages:
-        decision = decide.decide(message["body"], 1 << 20)
+        decision = decide.decide(message["body"], max_bytes)
         assert decision.kind != decide.POISON, decision.reason
         if decision.event is not None:
             events.append(decision.event)
