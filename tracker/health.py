@@ -48,6 +48,16 @@ def record(
     }
 
 
+def paths(health_file: str, workers: int) -> list[str]:
+    """The records of a worker's processes: ``health_file`` itself for one process,
+    ``<health_file>.<n>`` for each of several (``[worker] workers``)."""
+    return [health_file] if workers == 1 else [child_path(health_file, n) for n in range(workers)]
+
+
+def child_path(health_file: str, index: int) -> str:
+    return f"{health_file}.{index}"
+
+
 def check(path: str, max_age: float, now: datetime.datetime) -> tuple[bool, str]:
     """(healthy, why): the record exists and was written less than ``max_age`` seconds ago."""
     try:

@@ -76,6 +76,12 @@ def _config(tmp_path, number, postgresql_url, names):
 
 def _publish_backlog(conf, messages):
     """The queue is declared as the worker declares it, then filled before any worker runs."""
+    publish(conf, messages)
+    wait_for(lambda: _queue(conf.nova_notifications.queue).message_count == len(messages), 10)
+
+
+def publish(conf, messages):
+    """Nova's messages, to the queue declared as the worker declares it."""
     with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
         amqp.notification_queue(conf)(connection.default_channel).declare()
         producer = kombu.Producer(connection.default_channel)
@@ -86,7 +92,6 @@ def _publish_backlog(conf, messages):
                 routing_key=message["routing_key"],
                 serializer="json",
             )
-    wait_for(lambda: _queue(conf.nova_notifications.queue).message_count == len(messages), 10)
 
 
 def _queue(name):

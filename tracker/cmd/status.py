@@ -56,8 +56,13 @@ def check_health(conf: cfg.ConfigOpts) -> int:
         print("no [worker] health_file configured", file=sys.stderr)
         return 2
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
-    healthy, why = health.check(conf.worker.health_file, conf.max_age, now)
-    print(escape.text(why, 2000))
+    paths = health.paths(conf.worker.health_file, conf.worker.workers)
+    healthy = True
+    for path in paths:
+        fresh, why = health.check(path, conf.max_age, now)
+        healthy = healthy and fresh
+        # with several worker processes, each line names the one it is about
+        print(escape.text(why if len(paths) == 1 else f"{path}: {why}", 2000))
     return 0 if healthy else 1
 
 

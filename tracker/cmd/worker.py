@@ -10,10 +10,11 @@ import types
 import sqlalchemy.exc
 from oslo_config import cfg
 
-from tracker import escape
+from tracker import escape, health
 from tracker.bus import amqp
 from tracker.bus.consumer import Worker
 from tracker.cmd import common
+from tracker.cmd.supervisor import Supervisor
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database, describe
@@ -35,9 +36,17 @@ def _main(argv: list[str] | None) -> int:
     conf = common.start(argv, description=description, log_to_stderr=False)
     stopping = threading.Event()
     _stop_on_signals(stopping)
-    _reload_on_sighup(conf, stopping)
+    supervisor = None
+    if conf.worker.workers > 1:
+        supervisor = Supervisor(
+            conf.worker.workers,
+            lambda index: _child(conf, index, stopping),
+            stopping,
+            conf.worker.shutdown_timeout,
+        )
+    _reload_on_sighup(conf, stopping, supervisor)
     try:
-        return _run(conf, stopping)
+        return _run(conf, stopping, supervisor)
     except OperatorError as error:
         failure = error
     if _logs_elsewhere(conf):
@@ -47,16 +56,39 @@ def _main(argv: list[str] | None) -> int:
     raise failure
 
 
-def _run(conf: cfg.ConfigOpts, stopping: threading.Event) -> int:
+def _run(conf: cfg.ConfigOpts, stopping: threading.Event, supervisor: Supervisor | None) -> int:
     LOG.info("broker: %s", amqp.describe(conf))
     amqp.check_tls(conf)
     db = _database(conf, stopping)
     if db is None:
         return 0  # stopped while waiting for the database
+    if supervisor is None:
+        _consume(conf, db, stopping)
+        return 0
+    db.dispose()  # checked; each process opens its own connections
+    return supervisor.run()
+
+
+def _consume(conf: cfg.ConfigOpts, db: Database, stopping: threading.Event) -> None:
     try:
         Worker(conf, Store(db, conf, stopping), stopping).run()
     finally:
         db.dispose()
+
+
+def _child(conf: cfg.ConfigOpts, index: int, stopping: threading.Event) -> int:
+    """One of ``[worker] workers`` processes: a worker like a single one, but for its own
+    health record, and only the first re-announcing nodes (N would send N times the traffic)."""
+    if conf.worker.health_file:
+        conf.set_override("health_file", health.child_path(conf.worker.health_file, index), group="worker")
+    if index:
+        conf.set_override("announce_interval", 0.0, group="capacity_notifications")
+    _reload_on_sighup(conf, stopping, None)
+    try:
+        _consume(conf, Database.from_conf(conf), stopping)
+    except OperatorError as error:
+        LOG.error("worker process %d: %s", index, error)
+        return error.exit_code
     return 0
 
 
@@ -99,9 +131,10 @@ def _stop_on_signals(stopping: threading.Event) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event) -> None:
+def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event, supervisor: Supervisor | None) -> None:
     """SIGHUP re-reads the configuration files and applies the mutable options
     (the log level: ``debug``), as oslo.service does; the others need a restart.
+    A supervisor passes it on: each worker process reloads its own.
 
     The handler only raises a flag: reloading takes logging's locks, which the
     interrupted main thread may hold.
@@ -113,6 +146,8 @@ def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event) -> None:
             if requested.wait(_RELOAD_POLL):
                 requested.clear()
                 _reload(conf)
+                if supervisor is not None:
+                    supervisor.forward(signal.SIGHUP)
 
     signal.signal(signal.SIGHUP, lambda _signum, _frame: requested.set())
     threading.Thread(target=reload_when_asked, name="reload", daemon=True).start()

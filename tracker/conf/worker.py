@@ -19,6 +19,21 @@ limit: with a local PostgreSQL on 2 cores, 1 or 2 lanes were fastest.
 """,
     ),
     cfg.IntOpt(
+        "workers",
+        default=1,
+        min=1,
+        max=64,
+        help="""
+Worker processes, each with its own connections, consuming the same queue, as
+an OpenStack service's ``workers``. One process is bound to one core by
+Python's GIL: on a 2-core machine with PostgreSQL and RabbitMQ local, 2
+processes drained a backlog about 1.4 times as fast as 1. Correctness does not
+depend on the count (the database's row locks serialize each node). A process
+that dies is started again; with several, each writes its health record to
+``<health_file>.<n>`` and only the first re-announces nodes.
+""",
+    ),
+    cfg.IntOpt(
         "batch_size",
         default=500,
         min=1,
