@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import json
 import logging
+import multiprocessing
 import resource
 import signal
 import sys
@@ -52,13 +53,15 @@ def say(event: str, **figures: Any) -> None:
 
 
 def peak_rss_mib() -> float:
-    """This process's own high-water mark: VmHWM. Not ``ru_maxrss``, which Linux carries
-    across fork and exec, so that it would report the parent's size, feed included."""
+    """This process's own high-water mark: VmHWM. Not its ``ru_maxrss``, which Linux carries
+    across fork and exec, so that it would report the parent's size, feed included. With
+    worker processes, the largest of them (forked from this small process)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+                    return max(int(line.split()[1]) / 1024, children)
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -67,8 +70,10 @@ def peak_rss_mib() -> float:
 def cpu_seconds() -> float:
     """User and system time of every thread of this process: on a machine other work
     shares, CPU per message is steadier than wall-clock rates."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def run_kombu(spec: dict[str, Any]) -> dict[str, Any]:
@@ -191,8 +196,8 @@ def _listen(spec: dict[str, Any], endpoint: Any, done: threading.Event) -> tuple
     return elapsed, finished
 
 
-def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
-    """The tracker worker as ``tracker-worker`` runs it, with its default configuration."""
+def _tracker_worker(spec: dict[str, Any], stopping: threading.Event) -> Any:
+    """A ``tracker.bus.consumer.Worker`` as ``tracker-worker`` builds it, and its database."""
     from tracker import conf as tracker_conf  # noqa: PLC0415
     from tracker.bus.consumer import Worker  # noqa: PLC0415
     from tracker.db.api import Store  # noqa: PLC0415
@@ -203,8 +208,16 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
         for name, value in options.items():
             conf.set_override(name, value, group=None if group == "DEFAULT" else group)
     db = Database.from_conf(conf)
+    return Worker(conf, Store(db, conf, stopping), stopping), db
+
+
+def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
+    """The tracker worker as ``tracker-worker`` runs it, with its default configuration,
+    in this process or, with ``"workers": N``, in N processes under its Supervisor."""
+    if spec.get("workers", 1) > 1:
+        return _run_tracker_processes(spec)
     stopping = threading.Event()
-    worker = Worker(conf, Store(db, conf, stopping), stopping)
+    worker, db = _tracker_worker(spec, stopping)
     thread = threading.Thread(target=worker.run, name="worker", daemon=True)
     start = time.perf_counter()
     thread.start()
@@ -227,6 +240,61 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
         "finished_at": time.monotonic(),
         "metrics": worker.metrics.snapshot(),
         "published": worker.relay.published,
+    }
+
+
+def _run_tracker_processes(spec: dict[str, Any]) -> dict[str, Any]:
+    """N worker processes under ``tracker.cmd.supervisor.Supervisor``, as ``[worker] workers``
+    runs them. Done when the processes together received the feed and each is idle: each
+    child reports (received, idle, published) in shared memory."""
+    from tracker.cmd.supervisor import Supervisor  # noqa: PLC0415
+
+    count = spec["workers"]
+    fields = ("received", "idle", "published", "dead_lettered")
+    shared = multiprocessing.Array("q", len(fields) * count, lock=False)
+    stopping = threading.Event()
+
+    def child(index: int) -> int:
+        told = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: told.set())
+        worker, db = _tracker_worker(spec, told)
+        thread = threading.Thread(target=worker.run, name="worker", daemon=True)
+        thread.start()
+        while not told.wait(_POLL):
+            counts = worker.metrics.snapshot() | {"idle": worker.idle(), "published": worker.relay.published}
+            mine = slice(len(fields) * index, len(fields) * (index + 1))
+            shared[mine] = [counts.get(field, 0) for field in fields]
+        thread.join(60)
+        db.dispose()
+        return 0
+
+    supervisor = Supervisor(count, child, stopping, shutdown_timeout=30)
+    runner = threading.Thread(target=supervisor.run, name="supervisor", daemon=True)
+    start = time.perf_counter()
+    runner.start()
+    say("consuming")
+    deadline = time.monotonic() + spec.get("timeout", 600)
+
+    def total(field: str) -> int:
+        return sum(shared[len(fields) * index + fields.index(field)] for index in range(count))
+
+    def finished() -> bool:
+        return total("received") >= spec["expected"] and total("idle") == count
+
+    while not finished() and time.monotonic() < deadline:
+        time.sleep(_POLL)
+    elapsed = time.perf_counter() - start
+    done = finished()
+    figures = {field: total(field) for field in fields}
+    stopping.set()
+    runner.join(60)
+    return {
+        "seconds": elapsed,
+        "received": figures["received"],
+        "finished": done,
+        "finished_at": time.monotonic(),
+        "metrics": {"received": figures["received"], "dead_lettered": figures["dead_lettered"]},
+        "published": figures["published"],
     }
 
 

@@ -55,14 +55,18 @@ CONSUMERS = {
     "kombu": "(a) kombu no-op, prefetch 1000",
     "oslo": "(b) oslo.messaging listener",
     "postgresql": "(c) tracker, PostgreSQL",
+    "postgresql-2": "(c2) same, [worker] workers = 2",
     "sqlite": "(d) tracker, SQLite file",
 }
 RATIOS = (
     ("(c)/(a)", "postgresql", "kombu"),
     ("(c)/(b)", "postgresql", "oslo"),
+    ("(c2)/(a)", "postgresql-2", "kombu"),
+    ("(c2)/(b)", "postgresql-2", "oslo"),
     ("(d)/(a)", "sqlite", "kombu"),
 )
-TRACKERS = ("postgresql", "sqlite")
+# consumer: (database, worker processes)
+TRACKERS = {"postgresql": ("postgresql", 1), "postgresql-2": ("postgresql", 2), "sqlite": ("sqlite", 1)}
 OSLO_TOPIC = "versioned_notifications"
 
 
@@ -124,18 +128,24 @@ def run_noop(kind: str, feed: Feed) -> Run:
     )
 
 
-def run_tracker(backend: str, feed: Feed) -> Run:
-    """(c) or (d): the worker consumes the feed; the database is judged against the oracle."""
+def run_tracker(consumer: str, feed: Feed) -> Run:
+    """(c), (c2) or (d): the worker consumes the feed; the database is judged against the oracle."""
+    backend, workers = TRACKERS[consumer]
     with scratch_database(backend) as url, entities() as names, kombu.Connection(BROKER) as connection:
         bench_tracker.prepare(url, feed)
         declare_queue(connection, names, durable=True)  # as tracker.bus.amqp.notification_queue
         publish_all(connection, names, feed.messages)
-        spec = {"kind": "tracker", "overrides": bench_tracker.overrides(url, names), "expected": len(feed)}
+        spec = {
+            "kind": "tracker",
+            "overrides": bench_tracker.overrides(url, names),
+            "expected": len(feed),
+            "workers": workers,
+        }
         result, log = consume(spec, 120)
         problems = bench_tracker.verdict(url, feed, result, queue_depth(connection, names.queue))
     rate = len(feed) / result["seconds"]
     return Run(
-        backend,
+        consumer,
         feed.name,
         rate,
         result["seconds"],
