@@ -18,6 +18,8 @@ from tracker.db.api import Store
 from tracker.retry import reconnect_retrying
 
 LOG = logging.getLogger(__name__)
+# Under load, heartbeats are read at least this often, and four times per [worker] heartbeat.
+_KEEP_ALIVE_EVERY = 5.0
 
 
 class Relay:
@@ -36,6 +38,9 @@ class Relay:
         self.announcer = Announcer(store, conf.capacity_notifications.announce_interval)
         self.failure: str | None = None
         self._failing_since: float | None = None
+        self._alive_at = time.monotonic()
+        heartbeat = conf.worker.heartbeat
+        self._keep_alive_every = min(_KEEP_ALIVE_EVERY, heartbeat / 4) if heartbeat else _KEEP_ALIVE_EVERY
 
     def drain(self, announce: bool = False) -> int:
         """Publish everything pending now, and the nodes due for re-announcing if
@@ -69,9 +74,12 @@ class Relay:
         """Loop until stopping, then drain once more so no committed change goes unannounced."""
         while not self._stopping.is_set():
             self._drain_retrying()
-            self.wake.wait(self._wait())
+            woken = self.wake.wait(self._wait())
             self.wake.clear()
-            self._keep_alive()
+            # Reading heartbeats is a 10 ms wait: after every commit it would delay each drain
+            # under load, so it runs when idle, and at least every few seconds.
+            if not woken or time.monotonic() - self._alive_at > self._keep_alive_every:
+                self._keep_alive()
         try:
             self.drain()
         except Exception as error:  # noqa: BLE001 - at exit: the rows stay for the next worker
@@ -105,6 +113,7 @@ class Relay:
 
     def _keep_alive(self) -> None:
         """Send heartbeats while idle, or RabbitMQ drops the connection between commits."""
+        self._alive_at = time.monotonic()
         if self._connection is None:
             return
         try:
