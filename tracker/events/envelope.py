@@ -3,8 +3,9 @@
 ``messagingv2`` sends ``{"oslo.version": "2.0", "oslo.message": "<json>"}``;
 the older ``messaging`` driver sends the inner dict itself. The inner dict
 carries the request context flattened into ``_context_*`` keys, including the
-caller's auth token: those keys are dropped here, at the first step, so that
-nothing downstream can log, store or dead-letter them. One value is kept:
+caller's auth token: a :class:`Notification` takes the fields it names and
+leaves those keys behind, at the first step, so that nothing downstream can
+log, store or dead-letter them. One value is kept:
 ``_context_request_id``, Nova's ``req-<uuid>``, which names the API action a
 notification belongs to and is no secret (Nova returns it to the user in the
 ``X-Openstack-Request-Id`` header).
@@ -18,7 +19,7 @@ from typing import Any
 
 from tracker import escape
 from tracker.errors import DecodeError, InvalidPayload
-from tracker.events import fields
+from tracker.events import fields, jsontext
 
 VERSION_KEY = "oslo.version"
 MESSAGE_KEY = "oslo.message"
@@ -74,9 +75,7 @@ def load_body(body: bytes | str | Mapping[str, Any], max_bytes: int) -> dict[str
 
 def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notification:
     """Decode a notification or raise :class:`DecodeError` saying what is wrong."""
-    loaded = load_body(body, max_bytes)
-    request_id = request_id_of(loaded)
-    message = strip_context(loaded)
+    message = load_body(body, max_bytes)
     missing = [key for key in _REQUIRED if key not in message]
     if missing:
         raise DecodeError(f"notification lacks {', '.join(missing)}")
@@ -89,7 +88,7 @@ def decode(body: bytes | str | Mapping[str, Any], max_bytes: int) -> Notificatio
         priority=str(message.get("priority") or "INFO").upper(),
         timestamp=parse_timestamp(message["timestamp"]),
         payload=message["payload"],
-        request_id=request_id,
+        request_id=request_id_of(message),
     )
 
 
@@ -109,11 +108,6 @@ def valid_request_id(value: Any) -> str | None:
     return None
 
 
-def strip_context(message: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the ``_context_*`` keys (auth token, user, roles…) of a message dict."""
-    return {k: v for k, v in message.items() if not k.startswith(CONTEXT_PREFIX)}
-
-
 def raw_bytes(body: bytes | str) -> bytes:
     """The bytes of a body; a text body (replay) as UTF-8, even with lone surrogates."""
     return body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
@@ -123,7 +117,10 @@ def parse_json(raw: bytes) -> Any:
     """JSON text in UTF-8, -16 or -32, as RFC 8259 has it: bytes that are not valid in
     their encoding (a lone surrogate…) are refused, not let through as Python's
     ``json.loads`` would; a key spelt with them could otherwise pass for another."""
-    return json.loads(raw.decode(json.detect_encoding(raw)))
+    encoding = json.detect_encoding(raw)
+    parsed = jsontext.read(raw) if encoding == "utf-8" else jsontext.UNSURE
+    # json's answer in the frame it always ran in: the same result, error, recursion limit
+    return json.loads(raw.decode(encoding)) if parsed is jsontext.UNSURE else parsed
 
 
 def _parse_json(body: bytes | str, max_bytes: int) -> dict[str, Any]:
@@ -151,7 +148,10 @@ def _unwrap_v2(outer: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(inner, str):
         raise DecodeError(f"{MESSAGE_KEY} is not a JSON string")
     try:
-        message = json.loads(inner)
+        # a lone surrogate becomes bytes that are not UTF-8, which orjson refuses
+        message = jsontext.read(inner.encode("utf-8", "surrogatepass"))
+        if message is jsontext.UNSURE:
+            message = json.loads(inner)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"{MESSAGE_KEY} is not JSON: {str(exc)[:200]}") from exc
     if not isinstance(message, dict):
