@@ -89,22 +89,18 @@ def publish_bounded(
     messages: Iterable[tuple[str, str]],
     max_depth: int,
     chunk: int = 1000,
-) -> int:
+) -> None:
     """Publish while the consumer consumes, ``chunk`` messages at a time, each chunk once the
     queue holds no more than ``max_depth - chunk`` ready messages: however long the feed,
-    RabbitMQ holds about ``max_depth`` of it at most. Returns how many were published."""
+    RabbitMQ holds about ``max_depth`` of it at most."""
     producer = kombu.Producer(connection.default_channel)
     exchange = nova_exchange(names.nova)
-    chunk = min(chunk, max_depth)
-    published = 0
     remaining = iter(messages)
-    while batch := list(itertools.islice(remaining, chunk)):
+    while batch := list(itertools.islice(remaining, min(chunk, max_depth))):
         while queue_depth(connection, names.queue) > max_depth - len(batch):
             time.sleep(0.05)
         for routing_key, body in batch:
             _publish_json(producer, exchange, routing_key, body)
-        published += len(batch)
-    return published
 
 
 def publish_paced(
