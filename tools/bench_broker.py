@@ -3,20 +3,23 @@
 Every run declares its own exchange and queues (random suffix) and deletes
 them afterwards, so runs never see each other's messages, nor those of tests
 running on the same broker. The whole feed is published before the consumer
-starts, and publishing is complete only once the queue holds every message.
+starts, and publishing is complete only once the queue holds every message;
+or (bench_latency) at a steady rate, or (bench_soak) in chunks as the consumer
+makes room, while it consumes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import kombu
@@ -80,6 +83,26 @@ def publish_all(connection: kombu.Connection, names: Names, messages: list[tuple
     return time.perf_counter() - start
 
 
+def publish_bounded(
+    connection: kombu.Connection,
+    names: Names,
+    messages: Iterable[tuple[str, str]],
+    max_depth: int,
+    chunk: int = 1000,
+) -> None:
+    """Publish while the consumer consumes, ``chunk`` messages at a time, each chunk once the
+    queue holds no more than ``max_depth - chunk`` ready messages: however long the feed,
+    RabbitMQ holds about ``max_depth`` of it at most."""
+    producer = kombu.Producer(connection.default_channel)
+    exchange = nova_exchange(names.nova)
+    remaining = iter(messages)
+    while batch := list(itertools.islice(remaining, min(chunk, max_depth))):
+        while queue_depth(connection, names.queue) > max_depth - len(batch):
+            time.sleep(0.05)
+        for routing_key, body in batch:
+            _publish_json(producer, exchange, routing_key, body)
+
+
 def publish_paced(
     connection: kombu.Connection,
     names: Names,
@@ -128,6 +151,12 @@ def entities() -> Iterator[Names]:
         yield names
     finally:
         delete_entities(names)
+
+
+def logged_warnings(log: IO[str]) -> list[str]:
+    """What the children logged at WARNING and above, for the report."""
+    log.seek(0)
+    return [line.rstrip() for line in log if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
 
 
 class Child:

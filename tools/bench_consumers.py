@@ -23,11 +23,13 @@ Kinds:
   (see bench_latency); it stops once every probe was seen, or on SIGTERM.
 
 Protocol: JSON lines on stdout, ``{"event": "consuming"}`` once the consumer
-is attached, then ``{"event": "done", ...}`` with the figures.
+is attached, then ``{"event": "done", ...}`` with the figures; a ``tracker``
+given ``"marks"`` says ``{"event": "mark", ...}`` in between as it reaches each.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import json
@@ -38,6 +40,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kombu
@@ -58,13 +61,16 @@ def peak_rss_mib() -> float:
     worker processes, the largest of them (forked from this small process)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return max(int(line.split()[1]) / 1024, children)
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        return max(memory_mib()["VmHWM"], children)
+    except (OSError, KeyError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def memory_mib(pid: int | str = "self") -> dict[str, float]:
+    """A process's resident size now (``VmRSS``) and its high-water mark (``VmHWM``), MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        fields = (line.split() for line in status if line.startswith(("VmRSS:", "VmHWM:")))
+        return {name.rstrip(":"): int(kib) / 1024 for name, kib, *_ in fields}
 
 
 def cpu_seconds() -> float:
@@ -223,13 +229,8 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
     thread.start()
     worker.consuming.wait(30)
     say("consuming")
-    deadline = time.monotonic() + spec.get("timeout", 600)
-    while (
-        worker.metrics["received"] < spec["expected"] or not worker.idle()
-    ) and time.monotonic() < deadline:
-        time.sleep(_POLL)
+    finished = _await_feed(spec, lambda: worker.metrics["received"], worker.idle, worker.metrics.snapshot)
     elapsed = time.perf_counter() - start
-    finished = worker.metrics["received"] >= spec["expected"] and worker.idle()
     stopping.set()
     thread.join(60)
     db.dispose()
@@ -246,11 +247,13 @@ def run_tracker(spec: dict[str, Any]) -> dict[str, Any]:
 def _run_tracker_processes(spec: dict[str, Any]) -> dict[str, Any]:
     """N worker processes under ``tracker.cmd.supervisor.Supervisor``, as ``[worker] workers``
     runs them. Done when the processes together received the feed and each is idle: each
-    child reports (received, idle, published) in shared memory."""
+    child reports its counters, whether it is idle and what it published in shared memory."""
     from tracker.cmd.supervisor import Supervisor  # noqa: PLC0415
+    from tracker.db import apply  # noqa: PLC0415
 
     count = spec["workers"]
-    fields = ("received", "idle", "published", "dead_lettered")
+    counters = ("received", "dead_lettered", apply.APPLIED, apply.UNCHANGED, apply.DUPLICATE, apply.STALE)
+    fields = ("idle", "published", *counters)
     shared = multiprocessing.Array("q", len(fields) * count, lock=False)
     stopping = threading.Event()
 
@@ -273,19 +276,17 @@ def _run_tracker_processes(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     runner.start()
     say("consuming")
-    deadline = time.monotonic() + spec.get("timeout", 600)
 
     def total(field: str) -> int:
         return sum(shared[len(fields) * index + fields.index(field)] for index in range(count))
 
-    def finished() -> bool:
-        return total("received") >= spec["expected"] and total("idle") == count
+    def metrics() -> dict[str, int]:
+        return {field: total(field) for field in counters}
 
-    while not finished() and time.monotonic() < deadline:
-        time.sleep(_POLL)
+    done = _await_feed(spec, lambda: total("received"), lambda: total("idle") == count, metrics)
     elapsed = time.perf_counter() - start
-    done = finished()
-    figures = {field: total(field) for field in fields}
+    figures = metrics()
+    published = total("published")
     stopping.set()
     runner.join(60)
     return {
@@ -293,9 +294,36 @@ def _run_tracker_processes(spec: dict[str, Any]) -> dict[str, Any]:
         "received": figures["received"],
         "finished": done,
         "finished_at": time.monotonic(),
-        "metrics": {"received": figures["received"], "dead_lettered": figures["dead_lettered"]},
-        "published": figures["published"],
+        "metrics": figures,
+        "published": published,
     }
+
+
+def _await_feed(
+    spec: dict[str, Any],
+    received: Callable[[], int],
+    idle: Callable[[], bool],
+    metrics: Callable[[], dict[str, int]],
+) -> bool:
+    """Until the worker received ``expected`` messages and is idle, or ``timeout``; whether it did.
+
+    Idle means idle at two polls in a row with nothing received between: a message
+    counted as received is handed to a lane a moment later, and in that moment
+    the worker looks idle. With ``"marks"`` (ascending message counts), says
+    ``mark`` with the counters each time the worker is idle having received a
+    mark's count (bench_soak's audit periods)."""
+    marks = collections.deque(spec.get("marks", ()))
+    deadline = time.monotonic() + spec.get("timeout", 600)
+    idle_at = -1  # the count at the previous poll, if the worker was idle then
+    while True:
+        count, quiet = received(), idle()
+        settled = quiet and count == idle_at
+        idle_at = count if quiet else -1
+        while settled and marks and count >= marks[0]:
+            say("mark", received=marks.popleft(), metrics=metrics())
+        if (settled and count >= spec["expected"]) or time.monotonic() >= deadline:
+            return settled and count >= spec["expected"]
+        time.sleep(_POLL)
 
 
 def run_capacity(spec: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import bench_tracker
 import kombu
-from bench_broker import Child, declare_queue, entities, publish_paced, queue_depth
+from bench_broker import Child, declare_queue, entities, logged_warnings, publish_paced, queue_depth
 from bench_consumers import BROKER
 from bench_feeds import PROBE_HOST_PREFIX, Feed, interleave, probe_feed
 from scratch_db import scratch_database
@@ -107,9 +107,8 @@ def measure(feed: Feed, rate: float, every: int = 20) -> dict[str, Any]:
             for child in children:
                 child.stop()
         problems = bench_tracker.verdict(url, mixed, result, queue_depth(connection, names.queue))
-        log.seek(0)
-        warnings = [line.rstrip() for line in log if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
-    checked = f"{len(mixed.oracle['nodes'])} nodes, {len(mixed.oracle['projects'])} projects"
+        warnings = logged_warnings(log)
+    checked = bench_tracker.feed_size(mixed.oracle)
     return _figures(rate, len(mixed) / seconds, sent, arrivals, result, problems) | {
         "log": warnings,
         "checked": checked,

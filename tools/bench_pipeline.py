@@ -46,7 +46,7 @@ from typing import Any
 import bench_latency
 import bench_tracker
 import kombu
-from bench_broker import Child, declare_queue, entities, publish_all, queue_depth
+from bench_broker import Child, declare_queue, entities, logged_warnings, publish_all, queue_depth
 from bench_consumers import BROKER
 from bench_feeds import Feed, audit_feed, lifecycle_feed
 from scratch_db import scratch_database
@@ -99,8 +99,7 @@ def consume(spec: dict[str, Any], timeout: float) -> tuple[dict[str, Any], list[
             result = child.finish(timeout)
         finally:
             child.stop()
-        log.seek(0)
-        return result, [line.rstrip() for line in log if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
+        return result, logged_warnings(log)
 
 
 def run_noop(kind: str, feed: Feed) -> Run:
@@ -244,14 +243,14 @@ def print_latency(latency: dict[str, Any]) -> None:
 
 def print_correctness(runs: list[Run], latency: dict[str, Any] | None, feeds: list[Feed]) -> bool:
     """One line per tracker run (and per no-op run that lost messages), then the verdict."""
-    sizes = {feed.name: feed_size(feed.oracle) for feed in feeds}
+    sizes = {feed.name: bench_tracker.feed_size(feed.oracle) for feed in feeds}
     for run in runs:
         if run.consumer in TRACKERS or not run.correct:
             name = f"{CONSUMERS[run.consumer]} on {run.feed}"
-            print(f"correctness {name:42}: {verdict_text(run.problems, sizes[run.feed])}")
+            print(f"correctness {name:42}: {bench_tracker.verdict_text(run.problems, sizes[run.feed])}")
     if latency is not None:
         name = "latency run on lifecycle+probes"
-        print(f"correctness {name:42}: {verdict_text(latency['problems'], latency['checked'])}")
+        print(f"correctness {name:42}: {bench_tracker.verdict_text(latency['problems'], latency['checked'])}")
     logged = [(f"{CONSUMERS[run.consumer]} on {run.feed}", run.log) for run in runs]
     for name, lines in [*logged, ("latency run", (latency or {}).get("log", []))]:
         for line in lines[:3]:
@@ -259,17 +258,6 @@ def print_correctness(runs: list[Run], latency: dict[str, Any] | None, feeds: li
     failed = sum(not run.correct for run in runs) + bool(latency and latency["problems"])
     print(f"correctness: {'FAILED in ' + str(failed) + ' run(s)' if failed else 'every run is right'}")
     return not failed
-
-
-def feed_size(oracle: dict[str, Any]) -> str:
-    return f"{len(oracle['nodes'])} nodes, {len(oracle['projects'])} projects"
-
-
-def verdict_text(problems: list[str], size: str) -> str:
-    if not problems:
-        return f"MATCHES the oracle ({size}), audit clean, nothing dead-lettered, queue empty"
-    shown = "; ".join(problems[:5])
-    return f"WRONG in {len(problems)} place(s): {shown}" + (" ..." if len(problems) > 5 else "")
 
 
 def report(

@@ -58,11 +58,12 @@ def prepare(url: str, feed: Feed) -> None:
         db.dispose()
 
 
-def verdict(url: str, feed: Feed, result: dict[str, Any], depth: int) -> list[str]:
-    """Everything that is wrong after the run; empty when the run counts."""
+def verdict(url: str, feed: Feed, result: dict[str, Any], depth: int, sent: int | None = None) -> list[str]:
+    """Everything that is wrong after the run; empty when the run counts. ``sent``: how
+    many messages were published, if not the feed once."""
     problems = []
     if not result.get("finished"):
-        problems.append(f"did not finish: received {result.get('received')} of {len(feed)}")
+        problems.append(f"did not finish: received {result.get('received')} of {sent or len(feed)}")
     dead = result.get("metrics", {}).get("dead_lettered", 0)
     if dead:
         problems.append(f"{dead} message(s) dead-lettered")
@@ -75,3 +76,14 @@ def verdict(url: str, feed: Feed, result: dict[str, Any], depth: int) -> list[st
     finally:
         db.dispose()
     return problems
+
+
+def feed_size(oracle: dict[str, Any]) -> str:
+    return f"{len(oracle['nodes'])} nodes, {len(oracle['projects'])} projects"
+
+
+def verdict_text(problems: list[str], size: str) -> str:
+    if not problems:
+        return f"MATCHES the oracle ({size}), audit clean, nothing dead-lettered, queue empty"
+    shown = "; ".join(problems[:5])
+    return f"WRONG in {len(problems)} place(s): {shown}" + (" ..." if len(problems) > 5 else "")
