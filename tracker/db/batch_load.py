@@ -82,15 +82,21 @@ def _state(text: str) -> InstanceState | None:
 def _kept_events(connection: sa.Connection, uuids: list[str]) -> dict[str, list[Kept]]:
     """Kept events of all the batch's instances: duplicates are found among them."""
     query = (
-        sa.select(EVENTS)
+        sa.select(
+            EVENTS.c.instance_uuid,
+            EVENTS.c.id,
+            EVENTS.c.message_id,
+            EVENTS.c.dedupe_key,
+            EVENTS.c.timestamp,
+            EVENTS.c.data,
+        )
         .where(EVENTS.c.instance_uuid.in_(uuids))
         .order_by(EVENTS.c.instance_uuid, EVENTS.c.timestamp, EVENTS.c.id)
     )
     kept: dict[str, list[Kept]] = {}
-    for row in connection.execute(query):
-        kept.setdefault(row.instance_uuid, []).append(
-            Kept.from_row(row.id, row.message_id, row.dedupe_key, row.timestamp, row.data)
-        )
+    # unpacked: most rows a batch reads are these (many per instance)
+    for uuid, row_id, message_id, dedupe_key, time, data in connection.execute(query):
+        kept.setdefault(uuid, []).append(Kept.from_row(row_id, message_id, dedupe_key, time, data))
     return kept
 
 

@@ -76,14 +76,16 @@ class NodeRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> "NodeRecord":
-        return cls(**{field.name: getattr(row, field.name) for field in dataclasses.fields(cls)})
+        return cls(**{name: getattr(row, name) for name in _FIELD_NAMES})
 
     @property
     def key(self) -> NodeKey:
         return (self.host, self.hypervisor_hostname)
 
 
-_COLUMNS = [TABLE.c[field.name] for field in dataclasses.fields(NodeRecord)]
+# found once: every node a batch locks is read through them
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(NodeRecord))
+_COLUMNS = [TABLE.c[name] for name in _FIELD_NAMES]
 
 
 def create(
