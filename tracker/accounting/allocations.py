@@ -11,7 +11,7 @@ MOVE_DEST = "move_dest"
 MOVE_SOURCE = "move_source"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Allocation:
     """Usage one instance holds on one node in one role.
 

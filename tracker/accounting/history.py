@@ -35,7 +35,7 @@ def stored_time(event: InstanceEvent) -> str:
     return time_text(event.timestamp)
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Kept:
     """One kept event. Stored ones are decoded only if a late event or compaction needs them.
 
@@ -67,7 +67,7 @@ class Kept:
         return self.decoded
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
     """An instance as stored. ``current`` None: not derived yet (nothing applied, or
     stored before the current state was kept); ``base_stored``: a snapshot was stored."""
@@ -104,7 +104,7 @@ def _is_after(event: InstanceEvent, state: InstanceState) -> bool:
     return state.last_timestamp is None or event.timestamp > state.last_timestamp
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Admission:
     """What an event did: refused with a ``verdict``, or folded (verdict None)."""
 
