@@ -17,6 +17,7 @@ from tracker.accounting.history import Kept, Record
 from tracker.accounting.state import InstanceState
 from tracker.accounting.usage import Usage
 from tracker.db import flavors, upsert
+from tracker.db.anyof import any_of
 from tracker.db.holdings import Holdings
 from tracker.db.models import AllocationRow, ComputeNode, Instance, InstanceEventRow, Watermark
 from tracker.events.model import InstanceEvent
@@ -63,7 +64,7 @@ def _lock_instances(connection: sa.Connection, uuids: list[str]) -> dict[str, Re
     )
     query = (
         sa.select(INSTANCES.c.uuid, INSTANCES.c.base_state, INSTANCES.c.state)
-        .where(INSTANCES.c.uuid.in_(uuids))
+        .where(any_of(connection, INSTANCES.c.uuid, uuids))
         .order_by(INSTANCES.c.uuid)
         .with_for_update()
     )
@@ -90,7 +91,7 @@ def _kept_events(connection: sa.Connection, uuids: list[str]) -> dict[str, list[
             EVENTS.c.timestamp,
             EVENTS.c.data,
         )
-        .where(EVENTS.c.instance_uuid.in_(uuids))
+        .where(any_of(connection, EVENTS.c.instance_uuid, uuids))
         .order_by(EVENTS.c.instance_uuid, EVENTS.c.timestamp, EVENTS.c.id)
     )
     kept: dict[str, list[Kept]] = {}
@@ -112,7 +113,7 @@ def _holdings(
         ALLOCATIONS.c.local_gb,
         _NODES.c.host,
         _NODES.c.hypervisor_hostname,
-    ).where(ALLOCATIONS.c.node_id == _NODES.c.id, ALLOCATIONS.c.instance_uuid.in_(uuids))
+    ).where(ALLOCATIONS.c.node_id == _NODES.c.id, any_of(connection, ALLOCATIONS.c.instance_uuid, uuids))
     held: dict[str, dict[tuple[tuple[str, str], str], Usage]] = {}
     owners: dict[str, str | None] = {}
     for row in connection.execute(query):
