@@ -1,8 +1,10 @@
 """The pure history fold: what one more event does to an instance's kept history."""
 
+import dataclasses
+
 from tests import factories
-from tracker.accounting import history
-from tracker.accounting.state import InstanceState
+from tracker.accounting import allocations, history
+from tracker.accounting.state import RESIZE, InstanceState, Location, Move
 
 PURGED = "2026-08-21T21:00:30.000000"
 
@@ -33,3 +35,33 @@ def test_fold_keeps_new_events_in_arrival_order_and_compacts_past_the_limit():
     assert len(records["inst-1"].kept) <= 4
     assert records["inst-1"].base.last_timestamp is not None
     assert history.fold(records, [events[0]], None, limit=4)[0].verdict == history.STALE
+
+
+def test_what_an_instance_holds_depends_only_on_the_fields_allocations_inputs_names():
+    """Step.moves takes equal inputs for equal holdings without deriving them."""
+    source, dest = Location("src", "src.node"), Location("dst", "dst.node")
+    old, new = factories.flavor(), factories.flavor(vcpus=8)
+    move = Move(RESIZE, source, dest, old, new, switched=True, request_id="req-1")
+    state = InstanceState(
+        "inst-1", "p1", dest, new, move=move, last_timestamp=factories.event("update", 1).timestamp
+    )
+    others = {
+        "uuid": "inst-2",
+        "project_id": "p2",
+        "vm_state": "resized",
+        "task_state": "resize_finish",
+        "last_timestamp": None,
+        "failed_request": "req-2",
+        "failed_move": move,
+    }
+    assert {field.name for field in dataclasses.fields(InstanceState)} == {
+        *others,
+        "deleted",
+        "move",
+        "location",
+        "flavor",
+        "boot_from_volume",
+    }
+    changed = dataclasses.replace(state, **others)
+    assert allocations.inputs(changed) == allocations.inputs(state)
+    assert allocations.allocations(changed) == allocations.allocations(state) != ()

@@ -11,7 +11,7 @@ MOVE_DEST = "move_dest"
 MOVE_SOURCE = "move_source"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Allocation:
     """Usage one instance holds on one node in one role.
 
@@ -26,8 +26,15 @@ class Allocation:
     usage: Usage
 
 
+def inputs(state: InstanceState) -> tuple[object, ...]:
+    """Every field of ``state`` that :func:`allocations` reads: two states with equal
+    inputs hold the same (comparing them is much cheaper than deriving both)."""
+    return (state.deleted, state.move, state.location, state.flavor, state.boot_from_volume)
+
+
 def allocations(state: InstanceState, rounding: str = PLACEMENT) -> tuple[Allocation, ...]:
-    """What ``state`` holds, node by node; ``rounding`` is [accounting] disk_rounding."""
+    """What ``state`` holds, node by node; ``rounding`` is [accounting] disk_rounding.
+    Reads only the fields :func:`inputs` names."""
     if state.deleted:
         return ()
     move = state.move

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime
+import functools
 from typing import Any
 
 from tracker.accounting.state import InstanceState, Location, Move
@@ -16,11 +17,18 @@ def dump(value: Any) -> Any:
     names = _FIELD_NAMES[cls] if cls in _FIELD_NAMES else _field_names(cls)
     if names is None:
         return value
-    return {name: dump(getattr(value, name)) for name in names}
+    fields = {name: getattr(value, name) for name in names}
+    for name, field in fields.items():
+        # most fields are plain values: no call for them
+        if type(field) not in _PLAIN:
+            fields[name] = dump(field)
+    return fields
 
 
 # Per class, found once: every event and state of a batch is dumped (the hot path).
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+# What dumps as itself (exact types: a subclass goes through dump()).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _field_names(cls: type) -> tuple[str, ...] | None:
@@ -57,8 +65,14 @@ def _load_time(value: str | None) -> datetime.datetime | None:
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """Only the fields ``cls`` has: rows written by another version still load."""
-    names = {field.name for field in dataclasses.fields(cls)}
+    names = _names(cls)
     return {key: value for key, value in data.items() if key in names}
+
+
+@functools.cache
+def _names(cls: type) -> frozenset[str]:
+    """Found once per class: every stored event a batch decodes asks."""
+    return frozenset(field.name for field in dataclasses.fields(cls))
 
 
 def load_state(data: dict[str, Any]) -> InstanceState:

@@ -35,7 +35,7 @@ def stored_time(event: InstanceEvent) -> str:
     return time_text(event.timestamp)
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class Kept:
     """One kept event. Stored ones are decoded only if a late event or compaction needs them.
 
@@ -67,7 +67,7 @@ class Kept:
         return self.decoded
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Record:
     """An instance as stored. ``current`` None: not derived yet (nothing applied, or
     stored before the current state was kept); ``base_stored``: a snapshot was stored."""
@@ -83,9 +83,9 @@ class Record:
         """Nothing is known of the instance: its row was made for this batch."""
         return self.current is None and not self.base_stored and not self.kept
 
-    def knows(self, event: InstanceEvent) -> bool:
+    def knows(self, candidate: Kept) -> bool:
         """Redelivered (same message id) or republished (same action, host and time)."""
-        message_id, dedupe_key = event.message_id, event.dedupe_key
+        message_id, dedupe_key = candidate.message_id, candidate.dedupe_key
         return any(k.message_id == message_id or k.dedupe_key == dedupe_key for k in self.kept)
 
     def is_stale(self, event: InstanceEvent) -> bool:
@@ -104,7 +104,7 @@ def _is_after(event: InstanceEvent, state: InstanceState) -> bool:
     return state.last_timestamp is None or event.timestamp > state.last_timestamp
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Admission:
     """What an event did: refused with a ``verdict``, or folded (verdict None)."""
 
@@ -118,17 +118,18 @@ def admit(
     """Fold ``event`` into ``record`` unless it is a duplicate, late past the snapshot,
     or after the delete. ``purged_before`` is the last tombstone purge: an unknown
     instance's event older than it may belong to a purged instance."""
-    if record.knows(event):
+    candidate = Kept.new(event, ordinal)  # its identity and time text, computed once
+    if record.knows(candidate):
         return Admission(DUPLICATE, record)
     if record.base.deleted:
         return Admission(AFTER_DELETE, record)  # the tombstone: nothing resurrects an instance
-    if record.is_new and purged_before is not None and stored_time(event) <= purged_before:
+    if record.is_new and purged_before is not None and candidate.time <= purged_before:
         return Admission(AFTER_DELETE, record)
     if record.is_stale(event):
         return Admission(STALE, record)
     state = record.derive(event)
-    kept = (*record.kept, Kept.new(event, ordinal))
-    return Admission(None, _compact(dataclasses.replace(record, current=state, kept=kept), state, limit))
+    folded = Record(record.uuid, record.base, state, (*record.kept, candidate), record.base_stored)
+    return Admission(None, _compact(folded, state, limit))
 
 
 def _compact(record: Record, state: InstanceState, limit: int) -> Record:
@@ -162,7 +163,11 @@ class Step:
         """Folded, and its allocations differ from the state before (most events' do not)."""
         if self.verdict is not None or self.after is None:
             return False
-        return self.before is None or allocations.allocations(self.before, self.rounding) != self.held_after
+        if self.before is None:
+            return True
+        if allocations.inputs(self.before) == allocations.inputs(self.after):
+            return False
+        return allocations.allocations(self.before, self.rounding) != self.held_after
 
 
 def fold(

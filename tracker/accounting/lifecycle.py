@@ -117,9 +117,10 @@ def _observe(state: InstanceState, event: InstanceEvent) -> InstanceState:
     if state.move is not None:
         return state
     flavor = event.flavor or state.flavor
-    if _is_removed(event):
-        return dataclasses.replace(state, location=None, flavor=flavor)
-    return dataclasses.replace(state, location=_payload_location(event), flavor=flavor)
+    location = None if _is_removed(event) else _payload_location(event)
+    if location == state.location and flavor == state.flavor:
+        return state  # most events: no copy to make
+    return dataclasses.replace(state, location=location, flavor=flavor)
 
 
 def _snapshot(state: InstanceState, event: InstanceEvent) -> InstanceState:

@@ -10,7 +10,7 @@ LIVE_MIGRATION = "live_migration"
 EVACUATE = "evacuate"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Location:
     """A compute node; ``node`` is None while only its host is known.
 
@@ -23,7 +23,7 @@ class Location:
     node: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Move:
     """A resize, live migration or evacuation between its claim and its end."""
 
@@ -46,7 +46,7 @@ class Move:
     source_started: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class InstanceState:
     """What is known of one instance after folding its events in order.
 

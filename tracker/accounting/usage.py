@@ -5,7 +5,7 @@ import dataclasses
 from tracker.events.model import Flavor
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Usage:
     """Physical usage, before allocation ratios, as the resource tracker counts it."""
 

@@ -37,7 +37,7 @@ UNCHANGED = "unchanged"
 PARKED = "parked"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Outcome:
     status: str
     changed_nodes: tuple[int, ...] = ()

@@ -17,6 +17,7 @@ from tracker.accounting.history import Kept, Record
 from tracker.accounting.state import InstanceState
 from tracker.accounting.usage import Usage
 from tracker.db import flavors, upsert
+from tracker.db.anyof import any_of
 from tracker.db.holdings import Holdings
 from tracker.db.models import AllocationRow, ComputeNode, Instance, InstanceEventRow, Watermark
 from tracker.events.model import InstanceEvent
@@ -63,7 +64,7 @@ def _lock_instances(connection: sa.Connection, uuids: list[str]) -> dict[str, Re
     )
     query = (
         sa.select(INSTANCES.c.uuid, INSTANCES.c.base_state, INSTANCES.c.state)
-        .where(INSTANCES.c.uuid.in_(uuids))
+        .where(any_of(connection, INSTANCES.c.uuid, uuids))
         .order_by(INSTANCES.c.uuid)
         .with_for_update()
     )
@@ -82,15 +83,21 @@ def _state(text: str) -> InstanceState | None:
 def _kept_events(connection: sa.Connection, uuids: list[str]) -> dict[str, list[Kept]]:
     """Kept events of all the batch's instances: duplicates are found among them."""
     query = (
-        sa.select(EVENTS)
-        .where(EVENTS.c.instance_uuid.in_(uuids))
+        sa.select(
+            EVENTS.c.instance_uuid,
+            EVENTS.c.id,
+            EVENTS.c.message_id,
+            EVENTS.c.dedupe_key,
+            EVENTS.c.timestamp,
+            EVENTS.c.data,
+        )
+        .where(any_of(connection, EVENTS.c.instance_uuid, uuids))
         .order_by(EVENTS.c.instance_uuid, EVENTS.c.timestamp, EVENTS.c.id)
     )
     kept: dict[str, list[Kept]] = {}
-    for row in connection.execute(query):
-        kept.setdefault(row.instance_uuid, []).append(
-            Kept.from_row(row.id, row.message_id, row.dedupe_key, row.timestamp, row.data)
-        )
+    # unpacked: most rows a batch reads are these (many per instance)
+    for uuid, row_id, message_id, dedupe_key, time, data in connection.execute(query):
+        kept.setdefault(uuid, []).append(Kept.from_row(row_id, message_id, dedupe_key, time, data))
     return kept
 
 
@@ -106,7 +113,7 @@ def _holdings(
         ALLOCATIONS.c.local_gb,
         _NODES.c.host,
         _NODES.c.hypervisor_hostname,
-    ).where(ALLOCATIONS.c.node_id == _NODES.c.id, ALLOCATIONS.c.instance_uuid.in_(uuids))
+    ).where(ALLOCATIONS.c.node_id == _NODES.c.id, any_of(connection, ALLOCATIONS.c.instance_uuid, uuids))
     held: dict[str, dict[tuple[tuple[str, str], str], Usage]] = {}
     owners: dict[str, str | None] = {}
     for row in connection.execute(query):

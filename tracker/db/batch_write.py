@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from tracker.accounting import codec
 from tracker.accounting.history import Record
 from tracker.db import upsert
+from tracker.db.anyof import any_of
 from tracker.db.batch_load import ALLOCATIONS, EVENTS, INSTANCES
 from tracker.db.holdings import Change, Plan
 from tracker.db.models import ProjectUsage
@@ -35,7 +36,7 @@ def histories(connection: sa.Connection, before: Mapping[str, Record], after: Ma
     _update_instances(connection, [after[uuid] for uuid in changed if not after[uuid].is_new])
     dropped = [uuid for uuid, record in after.items() if record.is_new]
     if dropped:
-        connection.execute(sa.delete(INSTANCES).where(INSTANCES.c.uuid.in_(dropped)))
+        connection.execute(sa.delete(INSTANCES).where(any_of(connection, INSTANCES.c.uuid, dropped)))
 
 
 def _insert_events(connection: sa.Connection, records: Iterable[Record]) -> None:
@@ -61,7 +62,7 @@ def _delete_events(connection: sa.Connection, before: Iterable[Record], after: I
     stored = {kept.row_id for record in before for kept in record.kept} - remaining
     folded = sorted(row_id for row_id in stored if row_id is not None)
     if folded:
-        connection.execute(sa.delete(EVENTS).where(EVENTS.c.id.in_(folded)))
+        connection.execute(sa.delete(EVENTS).where(any_of(connection, EVENTS.c.id, folded)))
 
 
 def _update_instances(connection: sa.Connection, records: Iterable[Record]) -> None:
@@ -99,7 +100,7 @@ def allocations(connection: sa.Connection, plan: Plan, ids: Mapping[NodeKey, int
     if not plan.holdings:
         return
     uuids = sorted(plan.holdings)
-    connection.execute(sa.delete(ALLOCATIONS).where(ALLOCATIONS.c.instance_uuid.in_(uuids)))
+    connection.execute(sa.delete(ALLOCATIONS).where(any_of(connection, ALLOCATIONS.c.instance_uuid, uuids)))
     rows = [
         {
             "instance_uuid": uuid,

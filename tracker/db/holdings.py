@@ -60,8 +60,15 @@ def plan(
         before = current.get(step.event.instance_uuid, {})
         result.changed.append(_plan_step(result, current, step, catalogue))
         after = current.get(step.event.instance_uuid, {})
-        result.freed.append(tuple(sorted({node for node, _role in before} - {node for node, _role in after})))
+        result.freed.append(_freed(before, after))
     return result
+
+
+def _freed(before: Holdings, after: Holdings) -> tuple[NodeKey, ...]:
+    """The nodes held before and not after."""
+    if after is before:  # most events: nothing changed hands
+        return ()
+    return tuple(sorted({node for node, _role in before} - {node for node, _role in after}))
 
 
 def _plan_step(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from tracker.accounting.history import time_text
 from tracker.db import upsert
+from tracker.db.anyof import any_of
 from tracker.db.models import Aggregate, AggregateHost, HostService
 from tracker.events.hosts import AggregateState, ServiceStatus
 
@@ -50,7 +51,7 @@ def facts(connection: sa.Connection, hosts: Iterable[str], default_zone: str) ->
         SERVICES.c.disabled,
         SERVICES.c.disabled_reason,
         SERVICES.c.forced_down,
-    ).where(SERVICES.c.host.in_(names))
+    ).where(any_of(connection, SERVICES.c.host, names))
     member = (
         sa.select(
             MEMBERS.c.host,
@@ -62,7 +63,7 @@ def facts(connection: sa.Connection, hosts: Iterable[str], default_zone: str) ->
             sa.false(),
         )
         .join(AGGREGATES, AGGREGATES.c.uuid == MEMBERS.c.aggregate_uuid)
-        .where(MEMBERS.c.host.in_(names), AGGREGATES.c.deleted.is_(False))
+        .where(any_of(connection, MEMBERS.c.host, names), AGGREGATES.c.deleted.is_(False))
     )
     gathered: dict[str, _Gathered] = {}
     for host, uuid, name, zone, disabled, reason, forced_down in connection.execute(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 
 from tracker.db import upsert
+from tracker.db.anyof import any_of
 from tracker.db.models import ComputeNode
 from tracker.errors import ConfigError
 
@@ -76,14 +77,16 @@ class NodeRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> "NodeRecord":
-        return cls(**{field.name: getattr(row, field.name) for field in dataclasses.fields(cls)})
+        return cls(**{name: getattr(row, name) for name in _FIELD_NAMES})
 
     @property
     def key(self) -> NodeKey:
         return (self.host, self.hypervisor_hostname)
 
 
-_COLUMNS = [TABLE.c[field.name] for field in dataclasses.fields(NodeRecord)]
+# found once: every node a batch locks is read through them
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(NodeRecord))
+_COLUMNS = [TABLE.c[name] for name in _FIELD_NAMES]
 
 
 def create(
@@ -123,7 +126,12 @@ def lock_hosts(connection: sa.Connection, hosts: Iterable[str]) -> list[NodeReco
     names = sorted(set(hosts))
     if not names:
         return []
-    query = sa.select(*_COLUMNS).where(TABLE.c.host.in_(names)).order_by(TABLE.c.id).with_for_update()
+    query = (
+        sa.select(*_COLUMNS)
+        .where(any_of(connection, TABLE.c.host, names))
+        .order_by(TABLE.c.id)
+        .with_for_update()
+    )
     return [NodeRecord.from_row(row) for row in connection.execute(query)]
 
 
@@ -136,7 +144,9 @@ def select(where: Any = None) -> sa.Select[Any]:
 def confirm(connection: sa.Connection, node_ids: Sequence[int]) -> None:
     """A payload named a placeholder node exactly: it is a real node."""
     if node_ids:
-        connection.execute(sa.update(TABLE).where(TABLE.c.id.in_(node_ids)).values(placeholder=False))
+        connection.execute(
+            sa.update(TABLE).where(any_of(connection, TABLE.c.id, node_ids)).values(placeholder=False)
+        )
 
 
 class InvalidInventory(ConfigError):

@@ -8,6 +8,7 @@ from oslo_config import cfg
 
 from tracker.accounting import alerts
 from tracker.db import upsert
+from tracker.db.anyof import any_of
 from tracker.db.holdings import Change
 from tracker.db.models import ProjectQuota, ProjectUsage
 
@@ -38,7 +39,7 @@ def crossings(
     query = (
         sa.select(USAGE, QUOTAS.c.resource, QUOTAS.c.limit)
         .outerjoin(QUOTAS, QUOTAS.c.project_id == USAGE.c.project_id)
-        .where(USAGE.c.project_id.in_(sorted(changes)))
+        .where(any_of(connection, USAGE.c.project_id, sorted(changes)))
         .order_by(USAGE.c.project_id)
     )
     usage: dict[str, Any] = {}

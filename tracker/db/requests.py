@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from tracker.accounting import codec
 from tracker.accounting.history import stored_time
 from tracker.db import upsert
+from tracker.db.anyof import any_of
 from tracker.db.models import InstanceRequest, NovaRequest, ParkedFailure
 from tracker.events.model import InstanceEvent
 
@@ -104,7 +105,7 @@ def record(connection: sa.Connection, routed: Routed, folded: set[int]) -> None:
         ],
     )
     if routed.adopted:
-        connection.execute(sa.delete(PARKED).where(PARKED.c.id.in_(sorted(routed.adopted))))
+        connection.execute(sa.delete(PARKED).where(any_of(connection, PARKED.c.id, sorted(routed.adopted))))
 
 
 def forget(connection: sa.Connection, before: str) -> None:
@@ -125,7 +126,7 @@ def _lock(connection: sa.Connection, request_ids: set[str], events: Sequence[Ins
     upsert.insert_missing(connection, LOCKS, rows)
     query = (
         sa.select(LOCKS.c.request_id)
-        .where(LOCKS.c.request_id.in_(sorted(request_ids)))
+        .where(any_of(connection, LOCKS.c.request_id, sorted(request_ids)))
         .order_by(LOCKS.c.request_id)
         .with_for_update()
     )
@@ -149,7 +150,7 @@ def _instances_of(connection: sa.Connection, request_ids: set[str]) -> dict[str,
     if not request_ids:
         return {}
     query = sa.select(REQUESTS.c.request_id, REQUESTS.c.instance_uuid).where(
-        REQUESTS.c.request_id.in_(sorted(request_ids))
+        any_of(connection, REQUESTS.c.request_id, sorted(request_ids))
     )
     known: dict[str, set[str]] = {}
     for row in connection.execute(query):
@@ -162,7 +163,7 @@ def _parked(connection: sa.Connection, request_ids: set[str]) -> list[tuple[int,
         return []
     query = (
         sa.select(PARKED.c.id, PARKED.c.data)
-        .where(PARKED.c.request_id.in_(sorted(request_ids)))
+        .where(any_of(connection, PARKED.c.request_id, sorted(request_ids)))
         .order_by(PARKED.c.id)
     )
     return [(int(row.id), codec.load_event(json.loads(row.data))) for row in connection.execute(query)]
