@@ -38,21 +38,32 @@ class Relay:
         self.announcer = Announcer(store, conf.capacity_notifications.announce_interval)
         self.failure: str | None = None
         self._failing_since: float | None = None
-        self._alive_at = time.monotonic()
+        self._alive_at = self._swept_at = time.monotonic()
         heartbeat = conf.worker.heartbeat
         self._keep_alive_every = min(_KEEP_ALIVE_EVERY, heartbeat / 4) if heartbeat else _KEEP_ALIVE_EVERY
 
-    def drain(self, announce: bool = False) -> int:
-        """Publish everything pending now, and the nodes due for re-announcing if
-        ``announce``; returns how many outbox rows were settled."""
+    def drain(self, announce: bool = False, sweep: bool = True) -> int:
+        """Publish the capacity rows pending now, and the nodes due for re-announcing if
+        ``announce``; returns how many outbox rows were settled.
+
+        Alerts are looked for when capacity rows were settled (a transaction that writes an
+        alert writes capacity rows too) or on a ``sweep``: after a commit's wake-up that found
+        nothing, one more transaction would only delay the next commit's notifications.
+        """
         batch = self._conf.capacity_notifications.relay_batch_size
         settled = 0
         try:
             publisher = self._ensure_publisher()
             while count := self._store.drain_outbox(batch, publisher.publish):
                 settled += count
-            while count := self._store.drain_alerts(batch, self._alerting(publisher)):
+                if count < batch:
+                    break  # fewer than asked: none left (or other relays claimed them)
+            while (settled or sweep) and (
+                count := self._store.drain_alerts(batch, self._alerting(publisher))
+            ):
                 self.alerts += count
+                if count < batch:
+                    break
             if announce:
                 self.announcer.step(publisher.publish)
         except Exception as error:
@@ -72,8 +83,16 @@ class Relay:
 
     def run(self) -> None:
         """Loop until stopping, then drain once more so no committed change goes unannounced."""
+        woken = False
         while not self._stopping.is_set():
-            self._drain_retrying()
+            # a sweep on every idle round, and at least every relay_interval under load
+            sweep = (
+                not woken
+                or time.monotonic() - self._swept_at > self._conf.capacity_notifications.relay_interval
+            )
+            if sweep:
+                self._swept_at = time.monotonic()
+            self._drain_retrying(sweep)
             woken = self.wake.wait(self._wait())
             self.wake.clear()
             # Reading heartbeats is a 10 ms wait: after every commit it would delay each drain
@@ -104,10 +123,10 @@ class Relay:
 
         return publish
 
-    def _drain_retrying(self) -> None:
+    def _drain_retrying(self, sweep: bool) -> None:
         retrying = reconnect_retrying(self._conf, self._stopping, Exception, "capacity relay")
         try:
-            retrying(self.drain, announce=True)
+            retrying(self.drain, announce=True, sweep=sweep)
         except Exception as error:  # noqa: BLE001 - only reached when stopping
             LOG.info("capacity relay: stopping with a failed drain (%s)", error)
 
