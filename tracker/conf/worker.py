@@ -7,15 +7,17 @@ GROUP = "worker"
 opts: list[cfg.Opt] = [
     cfg.IntOpt(
         "lanes",
-        default=2,
+        default=1,
         min=1,
         max=256,
         help="""
 Ordered workers in one process. Events are routed to a lane by compute host
 (a stable crc32), so one host's events are applied in order, one at a time.
-Across processes the database row locks serialize instead. More lanes help
-only while the database has headroom and its round trips, not Python, are the
-limit: with a local PostgreSQL on 2 cores, 1 or 2 lanes were fastest.
+Across processes the database row locks serialize instead. One lane is the
+default because more were slower where measured (tools/bench, PostgreSQL and
+SQLite on 2 cores): one instance's events come from several hosts, so two
+lanes of a process wait on each other's instance row locks, and they share one
+core. For more throughput, raise ``workers``.
 """,
     ),
     cfg.IntOpt(
@@ -27,7 +29,7 @@ limit: with a local PostgreSQL on 2 cores, 1 or 2 lanes were fastest.
 Worker processes, each with its own connections, consuming the same queue, as
 an OpenStack service's ``workers``. One process is bound to one core by
 Python's GIL: on a 2-core machine with PostgreSQL and RabbitMQ local, 2
-processes drained a backlog about 1.4 times as fast as 1. Correctness does not
+processes drained a backlog 1.6 to 1.8 times as fast as 1 (tools/bench). Correctness does not
 depend on the count (the database's row locks serialize each node). A process
 that dies is started again; with several, each writes its health record to
 ``<health_file>.<n>`` and only the first re-announces nodes.
