@@ -60,7 +60,8 @@ def _tool(name):
     return shutil.which(name, path=BIN)
 
 
-def _config(tmp_path, number, postgresql_url, names):
+def _config(tmp_path, number, postgresql_url, names, worker_options=""):
+    """``worker_options``: more lines of the ``[worker]`` section."""
     path = tmp_path / f"worker-{number}.conf"
     path.write_text(
         f"[DEFAULT]\ntransport_url = {RABBIT_URL}\nhost = worker-{number}\n"
@@ -70,6 +71,7 @@ def _config(tmp_path, number, postgresql_url, names):
         f"[capacity_notifications]\nexchange = {names['tracker']}\n"
         f"[worker]\nbatch_size = 50\nhealth_file = {tmp_path / f'worker-{number}.health'}\n"
         "reconnect_initial_backoff = 0.2\nreconnect_max_backoff = 1.0\n"
+        f"{worker_options}"
     )
     return ["--config-file", str(path)]
 

@@ -15,8 +15,16 @@ import psutil
 import pytest
 from cloudsim import Cloud
 
-from tests.conftest import RABBIT_URL, require
-from tests.functional.test_three_workers import _audit, _prepare, _publish_backlog, _queue, _tool, publish
+from tests.conftest import require
+from tests.functional.test_three_workers import (
+    _audit,
+    _config,
+    _prepare,
+    _publish_backlog,
+    _queue,
+    _tool,
+    publish,
+)
 from tests.functional.test_worker_rabbitmq import _delete_entities
 from tests.oracle import differences
 from tests.waiting import wait_for
@@ -26,22 +34,8 @@ pytestmark = pytest.mark.functional
 PROCESSES = 2
 
 
-def _config(tmp_path, postgresql_url, names):
-    path = tmp_path / "tracker.conf"
-    path.write_text(
-        f"[DEFAULT]\ntransport_url = {RABBIT_URL}\n"
-        f"[database]\nconnection = {postgresql_url}\n"
-        f"[nova_notifications]\nexchange = {names['nova']}\nqueue = {names['queue']}\n"
-        f"dead_letter_queue = {names['dlq']}\nprefetch_count = 100\n"
-        f"[capacity_notifications]\nexchange = {names['tracker']}\n"
-        f"[worker]\nworkers = {PROCESSES}\nbatch_size = 50\nhealth_file = {tmp_path / 'health'}\n"
-        "reconnect_initial_backoff = 0.2\nreconnect_max_backoff = 1.0\n"
-    )
-    return ["--config-file", str(path)]
-
-
 def _received(tmp_path, index):
-    path = tmp_path / f"health.{index}"
+    path = tmp_path / f"worker-0.health.{index}"
     return json.loads(path.read_text())["counters"].get("received", 0) if path.exists() else 0
 
 
@@ -57,7 +51,7 @@ def test_two_processes_share_the_queue_survive_a_kill_and_stop_together(tmp_path
     cloud = Cloud(3, hosts=10)
     messages = cloud.run(60, random.Random(11))
     backlog, rest = messages[: len(messages) * 2 // 3], messages[len(messages) * 2 // 3 :]
-    args = _config(tmp_path, postgresql_url, names)
+    args = _config(tmp_path, 0, postgresql_url, names, f"workers = {PROCESSES}\n")
     db, store = _prepare(postgresql_url, [args], cloud)
     log_path = tmp_path / "worker.log"
     conf = common.parse_args(args)
