@@ -64,7 +64,7 @@ def test_defaults_serve_a_newcomer_locally_but_the_database_is_named():
 def test_each_configuration_is_independent():
     first, second = tracker_conf.load([]), tracker_conf.load([])
     first.set_override("lanes", 9, group="worker")
-    assert second.worker.lanes == 1
+    assert second.worker.lanes == 2
     assert not hasattr(cfg, "CONF") or "worker" not in cfg.CONF
 
 

@@ -7,17 +7,19 @@ GROUP = "worker"
 opts: list[cfg.Opt] = [
     cfg.IntOpt(
         "lanes",
-        default=1,
+        default=2,
         min=1,
         max=256,
         help="""
 Ordered workers in one process. Events are routed to a lane by compute host
 (a stable crc32), so one host's events are applied in order, one at a time.
-Across processes the database row locks serialize instead. One lane is the
-default because more were slower where measured (tools/bench, PostgreSQL and
-SQLite on 2 cores): one instance's events come from several hosts, so two
-lanes of a process wait on each other's instance row locks, and they share one
-core. For more throughput, raise ``workers``.
+Across processes the database row locks serialize instead. Measured with
+tools/bench on 2 cores: on Nova's audit burst over 10 000 nodes 2 lanes
+applied 1.4 times as much as 1 (one lane's database round trips overlap the
+other's work); on the lifecycle mix 1 lane was about 10 % faster, with lower
+latency, since an instance's events come from several hosts and two lanes
+wait on each other's row locks. More than 2 were slower. For throughput, raise
+``workers``.
 """,
     ),
     cfg.IntOpt(
