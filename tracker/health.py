@@ -7,9 +7,12 @@ exec probe, monitoring) sees it age: ``tracker-status --check-health``.
 
 import datetime
 import json
+import logging
 import os
 import tempfile
 from typing import Any
+
+LOG = logging.getLogger(__name__)
 
 
 def write(path: str, record: dict[str, Any]) -> None:
@@ -23,6 +26,14 @@ def write(path: str, record: dict[str, Any]) -> None:
     except BaseException:
         os.unlink(temporary)  # a full disk must not also fill up with stray files
         raise
+
+
+def save(path: str, record: dict[str, Any]) -> None:
+    """:func:`write`, or one warning if it cannot: the probe then sees the record age."""
+    try:
+        write(path, record)
+    except OSError as error:
+        LOG.warning("cannot write the health record %s: %s", path, error)
 
 
 def record(

@@ -71,8 +71,16 @@ def test_two_processes_share_the_queue_survive_a_kill_and_stop_together(tmp_path
 
         victim = parent.children()[0]
         victim.kill()
+        # the probe fails at once, naming the process, not when its last record ages
+        probes = []
+
+        def probe_names_the_kill():
+            probes.append(_health(args))
+            return "was killed by SIGKILL" in probes[-1][1]
+
+        wait_for(probe_names_the_kill, 5, 0.1)
+        assert probes[-1][0] == 1, probes[-1]
         wait_for(lambda: len(parent.children()) == PROCESSES and victim not in parent.children(), 10)
-        assert "was killed by SIGKILL" in log_path.read_text()
         publish(conf, rest)
         wait_for(lambda: _queue(names["queue"]).message_count == 0 and not differences(store, cloud), 60, 0.2)
         wait_for(lambda: _health(args)[0] == 0, 15, 0.5)

@@ -8,13 +8,13 @@ import time
 import psutil
 
 from tests.waiting import wait_for
-from tracker.cmd.supervisor import Supervisor
+from tracker.cmd.supervisor import Supervisor, failures_after, restart_delay
 
 
-def _supervise(tmp_path, run_child, count=2):
+def _supervise(tmp_path, run_child, count=2, exited=lambda _index, _why: None):
     """A supervisor run in a thread of this process (its children are forks of it)."""
     stopping = threading.Event()
-    supervisor = Supervisor(count, run_child, stopping, shutdown_timeout=5.0)
+    supervisor = Supervisor(count, run_child, stopping, shutdown_timeout=5.0, exited=exited)
     result = {}
     thread = threading.Thread(target=lambda: result.update(code=supervisor.run()), daemon=True)
     thread.start()
@@ -44,12 +44,19 @@ def test_a_child_that_dies_is_started_again_and_sigterm_stops_them_all(tmp_path)
             return 1  # the first run of process 1 fails
         return _until_terminated()
 
-    _supervisor, stopping, thread, result = _supervise(tmp_path, child)
+    told = []
+    _supervisor, stopping, thread, result = _supervise(
+        tmp_path, child, exited=lambda *said: told.append(said)
+    )
     try:
         # process 1 failed once, and was started again after the first restart delay
         wait_for(lambda: len(_runs(tmp_path, 1)) == 2, 10)
         wait_for(lambda: len(_children()) == 2, 5)
         assert len(_runs(tmp_path, 0)) == 1
+        pid = _runs(tmp_path, 1)[0]
+        assert told == [
+            (1, f"worker process 1 (pid {pid}) exited with 1 after 0 s; starting it again in 1 s")
+        ]
     finally:
         stopping.set()
         thread.join(20)
@@ -111,3 +118,10 @@ def test_children_stop_when_the_supervisor_is_killed(tmp_path):
     finally:
         for process in psutil.Process().children(recursive=True):
             process.kill()
+
+
+def test_the_restart_delay_doubles_to_a_minute_and_a_long_run_starts_the_count_again():
+    assert [restart_delay(failures) for failures in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert failures_after(ran=0.5, failures_before=3) == 4
+    assert failures_after(ran=59.0, failures_before=6) == 7
+    assert failures_after(ran=60.0, failures_before=6) == 1  # it had run a minute: a fresh failure

@@ -80,10 +80,7 @@ class Monitor:
             stalled_for=stalled_for,
             problems=problems,
         )
-        try:
-            health.write(self._conf.worker.health_file, record)
-        except OSError as error:
-            LOG.warning("cannot write the health record %s: %s", self._conf.worker.health_file, error)
+        health.save(self._conf.worker.health_file, record)
 
 
 def _log_failure(failure: InstanceEvent, outcome: Outcome, adopted: bool) -> None:

@@ -45,8 +45,20 @@ class _Child:
     failures: int = 0
 
 
+def restart_delay(failures: int) -> float:
+    """Seconds before starting again a child that failed ``failures`` times in a row."""
+    return min(_RESTART_MAX, _RESTART_FIRST * 2.0 ** max(failures - 1, 0))
+
+
+def failures_after(ran: float, failures_before: int) -> int:
+    """A child's failures in a row once it ended after running ``ran`` seconds: one that ran
+    long enough starts the count again."""
+    return 1 if ran >= _STABLE_AFTER else failures_before + 1
+
+
 class Supervisor:
-    """Runs ``run_child(index)`` in ``count`` forked processes until ``stopping`` is set."""
+    """Runs ``run_child(index)`` in ``count`` forked processes until ``stopping`` is set;
+    ``exited(index, why)`` learns of each one that ended and will be started again."""
 
     def __init__(
         self,
@@ -54,9 +66,11 @@ class Supervisor:
         run_child: Callable[[int], int],
         stopping: threading.Event,
         shutdown_timeout: float,
+        exited: Callable[[int, str], None] = lambda _index, _why: None,
     ) -> None:
         self._count = count
         self._run_child = run_child
+        self._exited_hook = exited
         self._stopping = stopping
         self._shutdown_timeout = shutdown_timeout
         self._children: dict[int, _Child] = {}
@@ -81,16 +95,27 @@ class Supervisor:
             _signal(pid, signum)
 
     def _start(self, index: int, failures: int) -> None:
+        parent = os.getpid()  # before the fork: a child reading getppid() could see init's already
         # Forked while the parent's only other thread (SIGHUP's) waits on an event: the child
         # starts with the one thread that forked, and starts its own.
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as error:  # no process left to the unit (systemd's TasksMax), no memory
+            failures += 1
+            self._restarts[index] = (time.monotonic() + restart_delay(failures), failures)
+            LOG.error(
+                "cannot start worker process %d: %s; trying again in %.0f s",
+                index,
+                error,
+                restart_delay(failures),
+            )
+            return
         if pid == 0:  # pragma: no cover - the child's side ends in os._exit, which coverage cannot see
-            os._exit(self._child(index))
+            os._exit(self._child(index, parent))
         self._children[pid] = _Child(index, time.monotonic(), failures)
         LOG.info("started worker process %d (pid %d)", index, pid)
 
-    def _child(self, index: int) -> int:
-        parent = os.getppid()
+    def _child(self, index: int, parent: int) -> int:
         threading.Thread(target=_stop_when_orphaned, args=(parent, self._stopping), daemon=True).start()
         try:
             return self._run_child(index)
@@ -129,17 +154,15 @@ class Supervisor:
             self._stopping.set()
             return
         ran = time.monotonic() - child.started
-        failures = 0 if ran >= _STABLE_AFTER else child.failures + 1
-        delay = min(_RESTART_MAX, _RESTART_FIRST * 2 ** max(failures - 1, 0))
-        LOG.error(
-            "worker process %d (pid %d) %s after %.0f s; starting it again in %.0f s",
-            child.index,
-            pid,
-            how,
-            ran,
-            delay,
+        failures = failures_after(ran, child.failures)
+        delay = restart_delay(failures)
+        why = (
+            f"worker process {child.index} (pid {pid}) {how} after {ran:.0f} s; "
+            f"starting it again in {delay:.0f} s"
         )
+        LOG.error("%s", why)
         self._restarts[child.index] = (time.monotonic() + delay, failures)
+        self._exited_hook(child.index, why)
 
     def _restart_due(self) -> None:
         now = time.monotonic()

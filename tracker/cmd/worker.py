@@ -1,6 +1,7 @@
 """``tracker-worker``: consume Nova's notifications until SIGTERM."""
 
 import contextlib
+import datetime
 import io
 import logging
 import signal
@@ -43,6 +44,7 @@ def _main(argv: list[str] | None) -> int:
             lambda index: _child(conf, index, stopping),
             stopping,
             conf.worker.shutdown_timeout,
+            exited=lambda index, why: _report_exited(conf, index, why),
         )
     _reload_on_sighup(conf, stopping, supervisor)
     try:
@@ -74,6 +76,15 @@ def _consume(conf: cfg.ConfigOpts, db: Database, stopping: threading.Event) -> N
         Worker(conf, Store(db, conf, stopping), stopping).run()
     finally:
         db.dispose()
+
+
+def _report_exited(conf: cfg.ConfigOpts, index: int, why: str) -> None:
+    """A process that ended fails the probe at once, until its successor writes its own
+    record, instead of passing on its last record until that ages."""
+    if conf.worker.health_file:
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        record = health.record(conf.host, {}, 0, now, problems=[why])
+        health.save(health.child_path(conf.worker.health_file, index), record)
 
 
 def _child(conf: cfg.ConfigOpts, index: int, stopping: threading.Event) -> int:
@@ -145,15 +156,15 @@ def _reload_on_sighup(conf: cfg.ConfigOpts, stopping: threading.Event, superviso
         while not stopping.is_set():
             if requested.wait(_RELOAD_POLL):
                 requested.clear()
-                _reload(conf)
-                if supervisor is not None:
+                # a file that does not load would only be reported again by each process
+                if _reload(conf) and supervisor is not None:
                     supervisor.forward(signal.SIGHUP)
 
     signal.signal(signal.SIGHUP, lambda _signum, _frame: requested.set())
     threading.Thread(target=reload_when_asked, name="reload", daemon=True).start()
 
 
-def _reload(conf: cfg.ConfigOpts) -> None:
+def _reload(conf: cfg.ConfigOpts) -> bool:
     LOG.info("received SIGHUP: reloading %s", ", ".join(conf.config_file) or "(no configuration file)")
     said = io.StringIO()
     try:
@@ -164,6 +175,9 @@ def _reload(conf: cfg.ConfigOpts) -> None:
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a bad file must not stop reloading
         lines = [line for line in said.getvalue().splitlines() if line.strip()]
         reason = lines[-1] if lines else f"{type(error).__name__}: {error}"
-        LOG.error("configuration not reloaded: %s; the previous one stays in force", escape.text(reason))
-        return
-    LOG.info("configuration reloaded; debug is %s", conf.debug)
+    else:
+        LOG.info("configuration reloaded; debug is %s", conf.debug)
+        return True
+    # out of the except block: oslo.log would append the exception the line already says
+    LOG.error("configuration not reloaded: %s; the previous one stays in force", escape.text(reason))
+    return False
