@@ -31,7 +31,8 @@ wait on each other's row locks. More than 2 were slower. For throughput, raise
 Worker processes, each with its own connections, consuming the same queue, as
 an OpenStack service's ``workers``. One process is bound to one core by
 Python's GIL: on a 2-core machine with PostgreSQL and RabbitMQ local, 2
-processes drained a backlog 1.6 to 1.8 times as fast as 1 (tools/bench). Correctness does not
+processes with ``lanes = 1`` each drained a backlog 1.8 to 2.7 times as fast as
+1 process with 2 lanes (tools/bench); with 2 lanes each, less. Correctness does not
 depend on the count (the database's row locks serialize each node). A process
 that dies is started again; with several, each writes its health record to
 ``<health_file>.<n>`` and only the first re-announces nodes.
