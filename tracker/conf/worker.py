@@ -16,7 +16,7 @@ Ordered workers in one process. Events are routed to a lane by compute host
 Across processes the database row locks serialize instead. Measured with
 tools/bench on 2 cores: on Nova's audit burst over 10 000 nodes 2 lanes
 applied 1.4 times as much as 1 (one lane's database round trips overlap the
-other's work); on the lifecycle mix 1 lane was about 10 % faster, with lower
+other's work); on the lifecycle mix 1 lane was as fast or faster, with lower
 latency, since an instance's events come from several hosts and two lanes
 wait on each other's row locks. More than 2 were slower. For throughput, raise
 ``workers``.
