@@ -11,11 +11,12 @@ import random
 import signal
 import subprocess
 
+import kombu
 import psutil
 import pytest
 from cloudsim import Cloud
 
-from tests.conftest import require
+from tests.conftest import RABBIT_URL, require
 from tests.functional.test_three_workers import (
     _audit,
     _config,
@@ -28,6 +29,7 @@ from tests.functional.test_three_workers import (
 from tests.functional.test_worker_rabbitmq import _delete_entities
 from tests.oracle import differences
 from tests.waiting import wait_for
+from tracker.bus import amqp
 from tracker.cmd import common
 
 pytestmark = pytest.mark.functional
@@ -100,3 +102,25 @@ def test_two_processes_share_the_queue_survive_a_kill_and_stop_together(tmp_path
             process.kill()
         db.dispose()
         _delete_entities(names)
+
+
+def test_a_configuration_mistake_met_in_the_processes_is_one_line_and_exit_2(tmp_path, postgresql_url, names):
+    """Nova's exchange exists as durable, ours is not (amqp_durable_queues differs from Nova's):
+    each process meets RabbitMQ's refusal; the command ends as a single process would."""
+    require("rabbitmq")
+    args = _config(tmp_path, 0, postgresql_url, names, f"workers = {PROCESSES}\n")
+    subprocess.run([_tool("tracker-manage"), *args, "db", "sync"], check=True, capture_output=True)
+    with kombu.Connection(amqp.broker_urls(RABBIT_URL)[0]) as connection:
+        kombu.Exchange(names["nova"], type="topic", durable=True)(connection.default_channel).declare()
+    try:
+        ended = subprocess.run(
+            [_tool("tracker-worker"), *args], check=False, capture_output=True, text=True, timeout=60
+        )
+    finally:
+        _delete_entities(names)
+    assert ended.returncode == 2
+    assert ended.stderr.splitlines() == [
+        "tracker-worker: error: a worker process ended on a configuration mistake: "
+        "its ERROR line in the log says which"
+    ]
+    assert "amqp_durable_queues" in ended.stdout

@@ -19,7 +19,7 @@ from tracker.cmd.supervisor import Supervisor
 from tracker.db import migration
 from tracker.db.api import Store
 from tracker.db.engine import Database, describe
-from tracker.errors import OperatorError
+from tracker.errors import ConfigError, OperatorError
 from tracker.retry import db_retrying
 
 LOG = logging.getLogger(__name__)
@@ -68,7 +68,12 @@ def _run(conf: cfg.ConfigOpts, stopping: threading.Event, supervisor: Supervisor
         _consume(conf, db, stopping)
         return 0
     db.dispose()  # checked; each process opens its own connections
-    return supervisor.run()
+    if supervisor.run() == ConfigError.exit_code:
+        # the one line a single process would end with; the process's own line says which
+        raise ConfigError(
+            "a worker process ended on a configuration mistake: its ERROR line in the log says which"
+        )
+    return 0
 
 
 def _consume(conf: cfg.ConfigOpts, db: Database, stopping: threading.Event) -> None:
