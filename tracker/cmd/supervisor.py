@@ -21,6 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from tracker.errors import ConfigError
+
 LOG = logging.getLogger(__name__)
 
 # How often the supervisor looks for children that exited, and a child for a parent that did.
@@ -30,10 +32,10 @@ _POLL = 0.2
 _RESTART_FIRST = 1.0
 _RESTART_MAX = 60.0
 _STABLE_AFTER = 60.0
-# What a child's exit status 2 means for every tracker command: the operator must fix the
-# configuration. Restarting cannot help; the whole worker stops with it (the systemd unit's
-# RestartPreventExitStatus=2).
-_CONFIGURATION = 2
+# A child's exit status ConfigError.exit_code (2) means, as for every tracker command, that the
+# operator must fix the configuration. Restarting cannot help; the whole worker stops with it
+# (the systemd unit's RestartPreventExitStatus=2).
+_CONFIGURATION = ConfigError.exit_code
 # Beyond [worker] shutdown_timeout: the time a child takes to close its connections.
 _CLOSE_MARGIN = 10.0
 
